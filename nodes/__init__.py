@@ -1,0 +1,39 @@
+"""The pack's ComfyUI nodes (V3 schema). One module per concern; each exports NODES.
+
+A module that fails to import (for example because an optional dependency is broken) is
+skipped with a logged warning so the rest of the pack still loads.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+
+from comfy_api.latest import ComfyExtension, io
+
+log = logging.getLogger("Mv2ID")
+
+# feature modules, in menu order
+_MODULES = ("model_path", "face_views", "region_mask", "identity_score")
+
+
+def _collect() -> list[type[io.ComfyNode]]:
+    nodes: list[type[io.ComfyNode]] = []
+    for name in _MODULES:
+        try:
+            mod = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as e:
+            if e.name == f"{__name__}.{name}":
+                continue  # feature not present in this build
+            log.warning("[Mv2ID] nodes from %s are unavailable: %s", name, e)
+            continue
+        except Exception as e:  # never take the whole pack down
+            log.warning("[Mv2ID] nodes from %s are unavailable: %s: %s", name, type(e).__name__, e)
+            continue
+        nodes.extend(getattr(mod, "NODES", []))
+    return nodes
+
+
+class Mv2IDExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return _collect()
+

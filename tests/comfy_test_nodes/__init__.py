@@ -1,0 +1,139 @@
+"""Test-only ComfyUI nodes, loaded only by the test and demo servers (never shipped to users).
+
+Mv2IDTestConditioning stands in for umT5-XXL, which cannot be shrunk: it emits CONDITIONING
+of the shape Wan 2.1 expects ([1, tokens, 4096]), deterministic in its seed.
+Mv2IDTestCallCounter wraps a MODEL clone so every diffusion-model call is counted; the
+count (and the batch size of every call) is returned as a JSON string for the tests.
+"""
+from __future__ import annotations
+
+import json
+
+import torch
+from comfy_api.latest import ComfyExtension, io
+
+
+class Mv2IDTestConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestConditioning",
+            category="mv2id/testing",
+            description="TEST ONLY: random umT5-shaped text conditioning.",
+            inputs=[
+                io.Int.Input("seed", default=0, min=0, max=2**31 - 1, tooltip="Seed of the random embedding."),
+                io.Int.Input("tokens", default=16, min=1, max=512, tooltip="Number of text tokens."),
+            ],
+            outputs=[io.Conditioning.Output()],
+        )
+
+    @classmethod
+    def execute(cls, seed, tokens) -> io.NodeOutput:
+        g = torch.Generator().manual_seed(seed)
+        return io.NodeOutput([[torch.randn(1, tokens, 4096, generator=g), {}]])
+
+
+class _CallLog:
+    """Records each diffusion-model call; deep-copied with model_options, so shares its list."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __call__(self, executor, x, timestep, context, *args, **kwargs):
+        topts = args[2] if len(args) > 2 else kwargs.get("transformer_options", {})
+        self.calls.append({"batch": int(x.shape[0]), "frames": int(x.shape[2]),
+                           "cond_or_uncond": list(topts.get("cond_or_uncond", []))})
+        return executor(x, timestep, context, *args, **kwargs)
+
+
+_LOGS: dict[str, _CallLog] = {}
+
+
+class Mv2IDTestCallCounter(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestCallCounter",
+            category="mv2id/testing",
+            description="TEST ONLY: count diffusion-model calls of a MODEL clone.",
+            inputs=[io.Model.Input("model", tooltip="Model to instrument (a clone is returned)."),
+                    io.String.Input("key", default="default", tooltip="Name of this counter.")],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, key) -> io.NodeOutput:
+        import comfy.patcher_extension as pe
+        m = model.clone()
+        log = _LOGS[key] = _CallLog()
+        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "mv2id_test_counter", log)
+        return io.NodeOutput(m)
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")  # always re-run so every prompt gets a fresh counter
+
+
+class Mv2IDTestCallReport(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestCallReport",
+            category="mv2id/testing",
+            description="TEST ONLY: report a call counter after a latent is produced.",
+            inputs=[io.Latent.Input("samples", tooltip="Wait for this result."),
+                    io.String.Input("key", default="default", tooltip="Counter name.")],
+            outputs=[io.String.Output()],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, samples, key) -> io.NodeOutput:
+        calls = _LOGS[key].calls if key in _LOGS else []
+        text = json.dumps({"calls": calls})
+        return io.NodeOutput(text, ui={"text": [text]})
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+
+class Mv2IDTestLatentStats(io.ComfyNode):
+    """Saves a LATENT's values to the output folder (safetensors) so tests can compare runs bit-exactly."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestSaveLatent",
+            category="mv2id/testing",
+            description="TEST ONLY: save latent samples as safetensors.",
+            inputs=[io.Latent.Input("samples", tooltip="Latent to save."),
+                    io.String.Input("filename", default="latent", tooltip="File name stem.")],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, samples, filename) -> io.NodeOutput:
+        import os
+        import folder_paths
+        from safetensors.torch import save_file
+        path = os.path.join(folder_paths.get_output_directory(), f"{filename}.safetensors")
+        save_file({"samples": samples["samples"].contiguous().float().cpu()}, path)
+        return io.NodeOutput(ui={"files": [{"filename": f"{filename}.safetensors", "subfolder": "", "type": "output"}]})
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+
+class _TestExtension(ComfyExtension):
+    async def get_node_list(self):
+        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestCallReport, Mv2IDTestLatentStats]
+
+
+async def comfy_entrypoint():
+    return _TestExtension()

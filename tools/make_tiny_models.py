@@ -1,0 +1,134 @@
+"""Write small but real Wan 2.1 weights (safetensors, ComfyUI key layout) for tests and the demo.
+
+The modules are built from ComfyUI's own classes (comfy.ldm.wan.model.WanModel and
+comfy.ldm.wan.vae.WanVAE) so the key set is exactly what ComfyUI's loaders expect, then
+every tensor is filled deterministically from its name, so the files are byte-identical on
+every machine. Presets:
+
+  tiny  : D=128, 1 head, 2 blocks, FFN 256 (~1.4M parameters) + an 8-wide Wan 2.1 VAE
+  1.3b  : the Wan 2.1 T2V 1.3B shapes (D=1536, 12 heads, 30 blocks, FFN 8960), random weights,
+          for benchmarks on a GPU machine only (about 2.8 GB in bf16)
+
+Usage: python tools/make_tiny_models.py --comfyui <ComfyUI dir> --out <models dir> [--preset tiny]
+Writes <out>/diffusion_models/<name> and <out>/vae/<name>; skips files that are already current.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import zlib
+
+GENERATOR_VERSION = "1"
+
+PRESETS = {
+    "tiny": dict(dim=128, ffn_dim=256, num_heads=1, num_layers=2, vae_dim=8,
+                 unet_name="mv2id_tiny_wan21_t2v.safetensors", vae_name="mv2id_tiny_wan21_vae.safetensors"),
+    "1.3b": dict(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30, vae_dim=96,
+                 unet_name="mv2id_random_wan21_t2v_1.3b.safetensors", vae_name="mv2id_random_wan21_vae.safetensors"),
+}
+
+
+def _import_comfy(comfyui_dir: str):
+    sys.path.insert(0, os.path.abspath(comfyui_dir))
+    from comfy.cli_args import args  # noqa: E402  (ComfyUI reads device flags at import time)
+    import torch
+    if not torch.cuda.is_available():
+        args.cpu = True
+    import comfy.ops  # noqa: F401
+    import comfy.ldm.wan.model  # noqa: F401
+    import comfy.ldm.wan.vae  # noqa: F401
+    import comfy
+    return comfy
+
+
+def _fill(name: str, shape, dtype, seed: int):
+    """A deterministic value for one tensor, chosen from its role (its name)."""
+    import torch
+    g = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
+    leaf = name.rsplit(".", 1)[-1]
+    if leaf == "gamma" or ("norm" in name and leaf == "weight"):
+        return torch.ones(shape, dtype=dtype)           # norm scales: identity
+    if leaf == "bias" or leaf == "beta":
+        return (torch.randn(shape, generator=g) * 0.01).to(dtype)
+    if "modulation" in name:
+        return (torch.randn(shape, generator=g) * 0.02).to(dtype)
+    fan_in = int(math.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
+    return (torch.randn(shape, generator=g) / math.sqrt(max(fan_in, 1))).to(dtype)
+
+
+def _state_dict(module, seed: int, dtype):
+    return {k: _fill(k, tuple(v.shape), dtype, seed).contiguous() for k, v in sorted(module.state_dict().items())}
+
+
+def _digest(meta: dict) -> str:
+    return hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _is_current(path: str, meta: dict) -> bool:
+    """True when `path` was written by this generator with these exact settings."""
+    if not os.path.isfile(path):
+        return False
+    from safetensors import safe_open
+    try:
+        with safe_open(path, "pt") as f:
+            return (f.metadata() or {}).get("mv2id_generator") == _digest(meta)
+    except Exception:
+        return False
+
+
+def _save(sd, path: str, meta: dict) -> None:
+    from safetensors.torch import save_file
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    save_file(sd, tmp, metadata={**{k: str(v) for k, v in meta.items()}, "mv2id_generator": _digest(meta)})
+    os.replace(tmp, path)
+
+
+def build(comfyui_dir: str, out_dir: str, preset: str = "tiny", seed: int = 0, dtype_name: str = "float32"):
+    comfy = _import_comfy(comfyui_dir)
+    import torch
+    p = PRESETS[preset]
+    dtype = getattr(torch, dtype_name)
+    written = []
+
+    meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed, dtype=dtype_name, kind="wan21_t2v")
+    path = os.path.join(out_dir, "diffusion_models", p["unet_name"])
+    if not _is_current(path, meta):
+        with torch.device("meta"):
+            model = comfy.ldm.wan.model.WanModel(
+                model_type="t2v", dim=p["dim"], ffn_dim=p["ffn_dim"], num_heads=p["num_heads"],
+                num_layers=p["num_layers"], operations=comfy.ops.disable_weight_init)
+        _save(_state_dict(model, seed, dtype), path, meta)
+        written.append(path)
+
+    meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed + 1, dtype="float32", kind="wan21_vae")
+    path = os.path.join(out_dir, "vae", p["vae_name"])
+    if not _is_current(path, meta):
+        with torch.device("meta"):
+            vae = comfy.ldm.wan.vae.WanVAE(dim=p["vae_dim"], z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2,
+                                           attn_scales=[], temperal_downsample=[False, True, True])
+        _save(_state_dict(vae, seed + 1, torch.float32), path, meta)
+        written.append(path)
+    return written
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--comfyui", required=True, help="ComfyUI folder (for its model classes)")
+    ap.add_argument("--out", required=True, help="models folder to write diffusion_models/ and vae/ into")
+    ap.add_argument("--preset", default="tiny", choices=sorted(PRESETS))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default="float32", help="diffusion model dtype (float32, bfloat16, float16)")
+    a = ap.parse_args(argv)
+    written = build(a.comfyui, a.out, a.preset, a.seed, a.dtype)
+    p = PRESETS[a.preset]
+    print(json.dumps({"written": written,
+                      "unet_name": p["unet_name"], "vae_name": p["vae_name"], "out": os.path.abspath(a.out)}))
+
+
+if __name__ == "__main__":
+    main()
