@@ -29,7 +29,13 @@ def _collect() -> list[type[io.ComfyNode]]:
         except Exception as e:  # never take the whole pack down
             log.warning("[Mv2ID] nodes from %s are unavailable: %s: %s", name, type(e).__name__, e)
             continue
-        nodes.extend(getattr(mod, "NODES", []))
+        for node in getattr(mod, "NODES", []):
+            try:
+                node.define_schema().validate()
+            except Exception as e:  # one broken schema must not hide the other nodes
+                log.warning("[Mv2ID] node %s is unavailable: %s", node.__name__, e)
+                continue
+            nodes.append(node)
     return nodes
 
 

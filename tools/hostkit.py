@@ -243,6 +243,11 @@ class ComfyServer:
             time.sleep(0.25)
         raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout:.0f}s")
 
+    def free(self):
+        """Unload models and clear ComfyUI's node cache, so the next prompt recomputes everything."""
+        self.post("/free", {"unload_models": True, "free_memory": True})
+        time.sleep(0.5)  # the worker wakes on the flag and handles it before the next prompt
+
     def run(self, prompt: dict, timeout: float = 600.0) -> dict:
         return self.wait(self.queue(prompt), timeout)
 
@@ -354,6 +359,7 @@ def _extra_widget_slots(name, typ, opts) -> int:
 # ----------------------------------------------------------------------------- tiny-model rewriting
 TINY_UNET = "mv2id_tiny_wan21_t2v.safetensors"
 TINY_VAE = "mv2id_tiny_wan21_vae.safetensors"
+TINY_WAN22 = "mv2id_tiny_wan22_ti2v.safetensors"
 TEXT_ENCODE_TYPES = {"CLIPTextEncode"}
 TEXT_LOADER_TYPES = {"CLIPLoader", "DualCLIPLoader"}
 

@@ -5,7 +5,8 @@ comfy.ldm.wan.vae.WanVAE) so the key set is exactly what ComfyUI's loaders expec
 every tensor is filled deterministically from its name, so the files are byte-identical on
 every machine. Presets:
 
-  tiny  : D=128, 1 head, 2 blocks, FFN 256 (~1.4M parameters) + an 8-wide Wan 2.1 VAE
+  tiny  : D=128, 1 head, 2 blocks, FFN 256 (~1.1M parameters) + an 8-wide Wan 2.1 VAE, and a
+          Wan 2.2-shaped (48-channel) twin that tests use as the wrong model type
   1.3b  : the Wan 2.1 T2V 1.3B shapes (D=1536, 12 heads, 30 blocks, FFN 8960), random weights,
           for benchmarks on a GPU machine only (about 2.8 GB in bf16)
 
@@ -26,7 +27,9 @@ GENERATOR_VERSION = "1"
 
 PRESETS = {
     "tiny": dict(dim=128, ffn_dim=256, num_heads=1, num_layers=2, vae_dim=8,
-                 unet_name="mv2id_tiny_wan21_t2v.safetensors", vae_name="mv2id_tiny_wan21_vae.safetensors"),
+                 unet_name="mv2id_tiny_wan21_t2v.safetensors", vae_name="mv2id_tiny_wan21_vae.safetensors",
+                 # a Wan 2.2 TI2V-5B-shaped model (48-channel latent): the "wrong model" in tests
+                 wan22_name="mv2id_tiny_wan22_ti2v.safetensors"),
     "1.3b": dict(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30, vae_dim=96,
                  unet_name="mv2id_random_wan21_t2v_1.3b.safetensors", vae_name="mv2id_random_wan21_vae.safetensors"),
 }
@@ -104,6 +107,17 @@ def build(comfyui_dir: str, out_dir: str, preset: str = "tiny", seed: int = 0, d
                 num_layers=p["num_layers"], operations=comfy.ops.disable_weight_init)
         _save(_state_dict(model, seed, dtype), path, meta)
         written.append(path)
+
+    if "wan22_name" in p:
+        meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed + 2, dtype=dtype_name, kind="wan22_ti2v")
+        path = os.path.join(out_dir, "diffusion_models", p["wan22_name"])
+        if not _is_current(path, meta):
+            with torch.device("meta"):
+                model = comfy.ldm.wan.model.WanModel(
+                    model_type="t2v", in_dim=48, out_dim=48, dim=p["dim"], ffn_dim=p["ffn_dim"],
+                    num_heads=p["num_heads"], num_layers=1, operations=comfy.ops.disable_weight_init)
+            _save(_state_dict(model, seed + 2, dtype), path, meta)
+            written.append(path)
 
     meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed + 1, dtype="float32", kind="wan21_vae")
     path = os.path.join(out_dir, "vae", p["vae_name"])

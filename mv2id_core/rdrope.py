@@ -1,0 +1,123 @@
+"""RD-RoPE: reference-decoupled 3D RoPE position ids for video + reference tokens.
+
+Wan 2.1 gives every latent token a (t, h, w) position id that a 3D RoPE turns into rotary
+frequencies. Reference frames joined after the video on the time axis would naively get
+the next temporal indices (Phantom's "vanilla" layout), which invites the model to paste
+the reference whose pose matches. RD-RoPE instead puts all references at ONE temporal
+index (last video frame + `offset`) and separates them spatially: reference i is shifted by
+(k*H, k*W) in (height, width) with k = first_index + i, H x W being the latent token grid.
+
+Position ids here are exactly ComfyUI's (comfy/ldm/wan/model.py `rope_encode`), including
+its global `rope_options` (scale_t/x/y, shift_t/x/y): video rows are produced with the same
+linspace arithmetic so they stay bit-identical to the unpatched model; reference rows get
+the same affine scale and shift, so RD-RoPE composes with other rope_options patches.
+
+Token order matches the model's flattening: (t, h, w) row-major, video frames first.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, asdict
+
+import torch
+
+MODES = ("rd", "vanilla")
+
+
+@dataclass(frozen=True)
+class RDRoPEConfig:
+    """mode: "rd" (the paper) or "vanilla" (Phantom: consecutive temporal indices).
+    offset: temporal distance of the shared reference index from the last video frame
+        (unpublished in the paper; default 1, i.e. where the first vanilla reference sits).
+    first_index: k of the first reference in the spatial shift k*(H, W) (unpublished;
+        default 1, so even the first reference sits off the video's spatial grid, as the
+        paper's figure suggests; 0 puts it on the video grid).
+    """
+    mode: str = "rd"
+    offset: float = 1.0
+    first_index: int = 1
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"RD-RoPE mode must be one of {MODES}, got {self.mode!r}")
+        if self.first_index < 0:
+            raise ValueError(f"first_index must be >= 0, got {self.first_index}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def token_grid(t: int, h: int, w: int, patch_size=(1, 2, 2)) -> tuple[int, int, int]:
+    """Latent (frames, height, width) -> token grid size, rounding like ComfyUI (pad to patch)."""
+    return tuple((n + p // 2) // p for n, p in zip((t, h, w), patch_size))
+
+
+def _affine(rope_options: dict | None):
+    """(scale, shift) per axis (t, h, w) from ComfyUI's transformer_options['rope_options']."""
+    ro = rope_options or {}
+    scale = (ro.get("scale_t", 1.0), ro.get("scale_y", 1.0), ro.get("scale_x", 1.0))
+    shift = (ro.get("shift_t", 0.0), ro.get("shift_y", 0.0), ro.get("shift_x", 0.0))
+    return scale, shift, rope_options is not None
+
+
+def comfy_grid_ids(t_len: int, h_len: int, w_len: int, rope_options: dict | None = None,
+                   t_start: float = 0.0, device=None, dtype=None) -> torch.Tensor:
+    """ComfyUI's own position ids for a (t_len, h_len, w_len) token grid -> [t_len*h_len*w_len, 3].
+
+    Mirrors WanModel.rope_encode operation for operation so the values are bit-identical.
+    """
+    steps_t, steps_h, steps_w = t_len, h_len, w_len
+    h_start = w_start = 0.0
+    tl, hl, wl = t_len, h_len, w_len
+    if rope_options is not None:
+        tl = (tl - 1.0) * rope_options.get("scale_t", 1.0) + 1.0
+        hl = (hl - 1.0) * rope_options.get("scale_y", 1.0) + 1.0
+        wl = (wl - 1.0) * rope_options.get("scale_x", 1.0) + 1.0
+        t_start += rope_options.get("shift_t", 0.0)
+        h_start += rope_options.get("shift_y", 0.0)
+        w_start += rope_options.get("shift_x", 0.0)
+    ids = torch.zeros((steps_t, steps_h, steps_w, 3), device=device, dtype=dtype)
+    ids[:, :, :, 0] = ids[:, :, :, 0] + torch.linspace(t_start, t_start + (tl - 1), steps=steps_t, device=device, dtype=dtype).reshape(-1, 1, 1)
+    ids[:, :, :, 1] = ids[:, :, :, 1] + torch.linspace(h_start, h_start + (hl - 1), steps=steps_h, device=device, dtype=dtype).reshape(1, -1, 1)
+    ids[:, :, :, 2] = ids[:, :, :, 2] + torch.linspace(w_start, w_start + (wl - 1), steps=steps_w, device=device, dtype=dtype).reshape(1, 1, -1)
+    return ids.reshape(-1, 3)
+
+
+def reference_ids(num_refs: int, video_frames: int, h_len: int, w_len: int, config: RDRoPEConfig,
+                  rope_options: dict | None = None, device=None, dtype=None) -> torch.Tensor:
+    """Position ids of the reference tokens -> [num_refs*h_len*w_len, 3].
+
+    vanilla: reference i at t = video_frames + i, on the video's (h, w) grid.
+    rd:      every reference at t = (video_frames - 1) + offset; reference i shifted by
+             k*(h_len, w_len) with k = first_index + i.
+    Both then get rope_options' scale and shift, like the video tokens.
+    """
+    scale, shift, _ = _affine(rope_options)
+    i = torch.arange(num_refs, device=device, dtype=torch.float64)
+    if config.mode == "vanilla":
+        t = video_frames + i
+        k = torch.zeros_like(i)
+    else:
+        t = torch.full_like(i, (video_frames - 1) + float(config.offset))
+        k = config.first_index + i
+    hh = torch.arange(h_len, device=device, dtype=torch.float64)
+    ww = torch.arange(w_len, device=device, dtype=torch.float64)
+    t_ids = t.view(-1, 1, 1).expand(num_refs, h_len, w_len)
+    h_ids = (hh.view(1, -1, 1) + (k * h_len).view(-1, 1, 1)).expand(num_refs, h_len, w_len)
+    w_ids = (ww.view(1, 1, -1) + (k * w_len).view(-1, 1, 1)).expand(num_refs, h_len, w_len)
+    ids = torch.stack([t_ids * scale[0] + shift[0], h_ids * scale[1] + shift[1], w_ids * scale[2] + shift[2]], dim=-1)
+    return ids.reshape(-1, 3).to(dtype=dtype if dtype is not None else torch.float32)
+
+
+def position_ids(video_frames: int, num_refs: int, h_len: int, w_len: int, config: RDRoPEConfig,
+                 rope_options: dict | None = None, device=None, dtype=None) -> torch.Tensor:
+    """Ids of all tokens, video then references -> [(video_frames+num_refs)*h_len*w_len, 3].
+
+    Video rows are exactly ComfyUI's ids for the full sequence (so they never move);
+    in vanilla mode the reference rows are ComfyUI's too, i.e. the patch is a no-op.
+    """
+    ids = comfy_grid_ids(video_frames + num_refs, h_len, w_len, rope_options, device=device, dtype=dtype)
+    if num_refs == 0 or config.mode == "vanilla":
+        return ids
+    n_video = video_frames * h_len * w_len
+    ids[n_video:] = reference_ids(num_refs, video_frames, h_len, w_len, config, rope_options, device=device, dtype=ids.dtype)
+    return ids

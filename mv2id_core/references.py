@@ -1,0 +1,112 @@
+"""Reference packing: fit multi-view reference images to the video size and join their latents.
+
+Each reference is VAE-encoded on its own as a one-frame latent; the frames are joined after
+the video's latent frames along time (video tokens first, clean reference tokens after).
+This module holds the pure parts; the VAE call itself is passed in as a function.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+FIT_MODES = ("pad_white", "center_crop", "stretch", "none")
+
+
+class ReferenceError(ValueError):
+    """Bad reference input; the message names the problem and the fix."""
+
+
+def check_length(length: int) -> None:
+    """Wan's VAE compresses time 4x with a causal first frame: frame counts must be 4n+1."""
+    if length < 1 or (length - 1) % 4 != 0:
+        lo = max(1, ((length - 1) // 4) * 4 + 1)
+        raise ReferenceError(f"length {length} is not of the form 4n+1 (Wan 2.1 video frames); "
+                             f"use {lo} or {lo + 4}.")
+
+
+def latent_frames(length: int) -> int:
+    return (length - 1) // 4 + 1
+
+
+def to_rgb_on_white(images: torch.Tensor) -> torch.Tensor:
+    """[N,H,W,C] in 0..1 with C in {1,3,4} -> [N,H,W,3]; alpha is composited onto white."""
+    if images.shape[-1] == 4:
+        rgb, a = images[..., :3], images[..., 3:4]
+        return rgb * a + (1.0 - a)
+    if images.shape[-1] == 1:
+        return images.expand(*images.shape[:-1], 3)
+    return images[..., :3]
+
+
+def fit_references(images: torch.Tensor, width: int, height: int, mode: str = "pad_white",
+                   fill: float = 1.0) -> torch.Tensor:
+    """Fit reference images to the video size.
+
+    images: [N, H, W, C] float 0..1 (ComfyUI IMAGE). Returns [N, height, width, 3].
+    pad_white: resize to fit inside keeping the aspect ratio, pad with `fill` (white), centred
+        (what the official Phantom code does; keeps the whole head).
+    center_crop: crop the centre to the target aspect, then resize (ComfyUI core's Phantom node).
+    stretch: resize ignoring the aspect ratio. none: sizes must already match.
+    """
+    if mode not in FIT_MODES:
+        raise ReferenceError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
+    if images is None or images.ndim != 4 or images.shape[0] == 0:
+        raise ReferenceError("no reference images: connect 1 or more face images (e.g. from "
+                             "'Mv2ID Face Views' or Load Image) to reference_images.")
+    x = to_rgb_on_white(images.float()).movedim(-1, 1)  # [N,3,H,W]
+    n, _, h, w = x.shape
+    if mode == "none":
+        if (h, w) != (height, width):
+            raise ReferenceError(f"reference images are {w}x{h} but the video is {width}x{height}: "
+                                 f"resize them first or choose fit 'pad_white' or 'center_crop'.")
+        out = x
+    elif mode == "stretch":
+        out = F.interpolate(x, size=(height, width), mode="bilinear")
+    elif mode == "center_crop":
+        # same arithmetic as comfy.utils.common_upscale(..., "bilinear", "center")
+        old_aspect, new_aspect = w / h, width / height
+        cx = cy = 0
+        if old_aspect > new_aspect:
+            cx = round((w - w * (new_aspect / old_aspect)) / 2)
+        elif old_aspect < new_aspect:
+            cy = round((h - h * (old_aspect / new_aspect)) / 2)
+        s = x.narrow(-2, cy, h - cy * 2).narrow(-1, cx, w - cx * 2)
+        out = F.interpolate(s, size=(height, width), mode="bilinear")
+    else:
+        scale = min(width / w, height / h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        r = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=scale < 1.0)
+        out = torch.full((n, 3, height, width), float(fill), dtype=r.dtype, device=r.device)
+        top, left = (height - nh) // 2, (width - nw) // 2
+        out[:, :, top:top + nh, left:left + nw] = r
+    return out.clamp(0.0, 1.0).movedim(1, -1).contiguous()
+
+
+def encode_references(images: torch.Tensor, encode: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """VAE-encode every reference on its own as a one-frame latent and join them on time.
+
+    images: [N, H, W, 3]; encode: IMAGE [1,H,W,3] -> latent [1, C, 1, h, w].
+    Returns [1, C, N, h, w] (reference i is latent frame i).
+    """
+    frames = [encode(images[i:i + 1]) for i in range(images.shape[0])]
+    for i, f in enumerate(frames):
+        if f.ndim != 5 or f.shape[2] != 1:
+            raise ReferenceError(f"the VAE encoded reference {i} to shape {tuple(f.shape)}, not one "
+                                 f"latent frame [1, C, 1, h, w]: is this a Wan 2.1 VAE?")
+    return torch.cat(frames, dim=2)
+
+
+def reference_layout(num_refs: int, width: int, height: int, length: int, batch_size: int, fit: str,
+                     patch_size=(1, 2, 2)) -> dict:
+    """A small JSON-able record of how references were packed (read by the RD-RoPE patch)."""
+    lat_h, lat_w = height // 8, width // 8
+    return {
+        "num_refs": int(num_refs),
+        "video_latent_frames": latent_frames(length),
+        "latent_hw": [lat_h, lat_w],
+        "token_grid_hw": [(lat_h + patch_size[1] // 2) // patch_size[1], (lat_w + patch_size[2] // 2) // patch_size[2]],
+        "width": int(width), "height": int(height), "length": int(length),
+        "batch_size": int(batch_size), "fit": fit,
+    }

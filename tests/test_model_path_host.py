@@ -1,0 +1,194 @@
+"""The Mv2ID model path on the real ComfyUI host with the tiny Wan 2.1 models."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import hostkit
+from graphs import Graph, tiny_loaders
+
+W, H, LENGTH = 64, 48, 9
+
+
+@pytest.fixture(scope="module")
+def ref_files(comfy):
+    """Three reference 'views' (different sizes and content) in the server's input folder."""
+    names = []
+    rng = np.random.default_rng(0)
+    for i, (w, h) in enumerate([(40, 56), (64, 64), (80, 48)]):
+        img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+        img[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (60 * i, 120, 255 - 60 * i)
+        name = f"mv2id_ref_{i}.png"
+        Image.fromarray(img).save(comfy.input_dir / name)
+        names.append(name)
+    return names
+
+
+def _refs(g: Graph, names, size=None):
+    """LoadImage each file; batch them (ImageBatch resizes later ones to the first's size)."""
+    imgs = [g.add("LoadImage", image=n)[0] for n in names]
+    out = imgs[0]
+    for im in imgs[1:]:
+        out = g.add("ImageBatch", image1=out, image2=im)
+    if size:
+        out = g.add("ImageScale", image=out, upscale_method="bilinear", width=size[0], height=size[1], crop="disabled")
+    return out
+
+
+def _mv2id(g, names, *, model=None, mode="rd", ref_end=1.0, batch=1, steps=3, seed=11, fit="pad_white",
+           length=LENGTH, patch=True, counter=None, save="lat"):
+    m, vae, pos, neg = tiny_loaders(g)
+    model = model or m
+    if counter:
+        model = g.add("Mv2IDTestCallCounter", model=model, key=counter)
+    cond = g.add("Mv2IDReferenceConditioning", positive=pos, negative=neg, vae=vae, reference_images=_refs(g, names),
+                 width=W, height=H, length=length, batch_size=batch, fit=fit)
+    if patch:
+        model = g.add("Mv2IDRDRoPE", model=model, mode=mode, offset=1.0, first_index=1, layout=cond[4])
+    lat = g.add("Mv2IDSampler", model=model, positive=cond[0], negative_text=cond[1], negative_img_text=cond[2],
+                latent=cond[3], seed=seed, steps=steps, text_cfg=7.5, ref_cfg=5.0, ref_start=0.0, ref_end=ref_end,
+                sampler_name="euler", scheduler="simple", denoise=1.0)
+    g.add("Mv2IDTestSaveLatent", samples=lat, filename=save)
+    if counter:
+        g.add("Mv2IDTestCallReport", _id="report", samples=lat, key=counter)
+    return lat, vae
+
+
+def _latent(comfy, entry, name):
+    path = next(p for p in comfy.output_files(entry) if p.name == f"{name}.safetensors")
+    return load_file(str(path))["samples"]
+
+
+def test_full_graph_end_to_end(comfy, ref_files):
+    g = Graph()
+    lat, vae = _mv2id(g, ref_files, ref_end=0.2, save="e2e")
+    frames = g.add("VAEDecode", samples=lat, vae=vae)
+    g.add("SaveVideo", _id="save", video=g.add("CreateVideo", images=frames, fps=16.0),
+          filename_prefix="mv2id/e2e", format="mp4", codec="h264")
+    entry = comfy.run(g.prompt())
+    lat = _latent(comfy, entry, "e2e")
+    assert lat.shape == (1, 16, 3, H // 8, W // 8)          # reference frames were dropped
+    assert torch.isfinite(lat).all()
+    import av
+    video = [p for p in comfy.output_files(entry, "save") if p.suffix == ".mp4"][0]
+    with av.open(str(video)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == LENGTH
+
+
+def test_matches_core_phantom_path(comfy, ref_files):
+    """Vanilla positions + full window + centre-crop == ComfyUI core's Phantom graph, bit for bit."""
+    steps, seed = 3, 5
+    g = Graph()
+    model, vae, pos, neg = tiny_loaders(g)
+    refs = _refs(g, ref_files)
+    ph = g.add("WanPhantomSubjectToVideo", positive=pos, negative=neg, vae=vae, width=W, height=H, length=LENGTH,
+               batch_size=1, images=refs)
+    guider = g.add("DualCFGGuider", model=model, cond1=ph[0], cond2=ph[1], negative=ph[2], cfg_conds=7.5,
+                   cfg_cond2_negative=5.0, style="regular")
+    sigmas = g.add("BasicScheduler", model=model, scheduler="simple", steps=steps, denoise=1.0)
+    core = g.add("SamplerCustomAdvanced", noise=g.add("RandomNoise", noise_seed=seed), guider=guider,
+                 sampler=g.add("KSamplerSelect", sampler_name="euler"), sigmas=sigmas, latent_image=ph[3])
+    g.add("Mv2IDTestSaveLatent", samples=core[0], filename="core_phantom")
+
+    cond = g.add("Mv2IDReferenceConditioning", positive=pos, negative=neg, vae=vae, reference_images=refs,
+                 width=W, height=H, length=LENGTH, batch_size=1, fit="center_crop")
+    vanilla = g.add("Mv2IDRDRoPE", model=model, mode="vanilla", offset=1.0, first_index=1)
+    ours = g.add("Mv2IDSampler", model=vanilla, positive=cond[0], negative_text=cond[1], negative_img_text=cond[2],
+                 latent=cond[3], seed=seed, steps=steps, text_cfg=7.5, ref_cfg=5.0, ref_start=0.0, ref_end=1.0,
+                 sampler_name="euler", scheduler="simple", denoise=1.0)
+    g.add("Mv2IDTestSaveLatent", samples=ours, filename="mv2id_vanilla")
+    guided = g.add("SamplerCustomAdvanced", noise=g.add("RandomNoise", noise_seed=seed),
+                   guider=g.add("Mv2IDGuider", model=vanilla, positive=cond[0], negative_text=cond[1],
+                                negative_img_text=cond[2], text_cfg=7.5, ref_cfg=5.0, ref_start=0.0, ref_end=1.0),
+                   sampler=g.add("KSamplerSelect", sampler_name="euler"), sigmas=sigmas, latent_image=cond[3])
+    g.add("Mv2IDTestSaveLatent", samples=guided[0], filename="mv2id_guider")
+    entry = comfy.run(g.prompt())
+    core_lat = _latent(comfy, entry, "core_phantom")
+    assert torch.equal(core_lat, _latent(comfy, entry, "mv2id_vanilla"))
+    assert torch.equal(core_lat, _latent(comfy, entry, "mv2id_guider"))
+
+
+def test_rdrope_changes_output_and_original_model_stays_bit_identical(comfy, ref_files):
+    def run(patch, mode, name):
+        comfy.free()
+        g = Graph()
+        _mv2id(g, ref_files, patch=patch, mode=mode, save=name)
+        return _latent(comfy, comfy.run(g.prompt()), name)
+
+    before = run(False, "rd", "orig_before")
+    vanilla = run(True, "vanilla", "vanilla")
+    rd = run(True, "rd", "rd")
+    after = run(False, "rd", "orig_after")
+    assert torch.equal(before, vanilla)          # vanilla positions are ComfyUI's own
+    assert not torch.allclose(before, rd)        # RD-RoPE moves the references
+    assert torch.equal(before, after)            # the original MODEL was never changed
+
+
+def _calls(entry):
+    return json.loads(entry["outputs"]["report"]["text"][0])["calls"]
+
+
+@pytest.mark.parametrize("ref_end,expected", [(1.0, [3, 3, 3, 3, 3]), (0.2, [3, 2, 2, 2, 2]), (0.0, [2, 2, 2, 2, 2])])
+def test_guidance_window_skips_the_third_pass(comfy, ref_files, ref_end, expected):
+    g = Graph()
+    _mv2id(g, ref_files, steps=5, ref_end=ref_end, counter=f"win{ref_end}", save=f"win{ref_end}")
+    calls = _calls(comfy.run(g.prompt()))
+    # conds of one step may be batched into one forward: count passes as batch entries per step
+    per_step, i = [], 0
+    for n in expected:
+        got = 0
+        while got < n and i < len(calls):
+            got += calls[i]["batch"]
+            i += 1
+        per_step.append(got)
+    assert per_step == expected and i == len(calls), calls
+    assert all(c["frames"] == 3 for c in calls)
+
+
+def test_batch_size_two(comfy, ref_files):
+    g = Graph()
+    _mv2id(g, ref_files, batch=2, ref_end=0.5, save="batch2")
+    lat = _latent(comfy, comfy.run(g.prompt()), "batch2")
+    assert lat.shape == (2, 16, 3, H // 8, W // 8)
+    assert not torch.equal(lat[0], lat[1])       # different noise per batch item
+
+
+def _error_of(comfy, prompt):
+    with pytest.raises(hostkit.ComfyError) as ei:
+        comfy.run(prompt)
+    return str(ei.value)
+
+
+def test_bad_length_is_a_clear_error(healthy, ref_files):
+    g = Graph()
+    _mv2id(g, ref_files, length=10, save="bad_len")
+    assert "length 10 is not of the form 4n+1" in _error_of(healthy, g.prompt())
+
+
+def test_mismatched_reference_size_is_a_clear_error(healthy, ref_files):
+    g = Graph()
+    _mv2id(g, ref_files, fit="none", save="bad_size")
+    msg = _error_of(healthy, g.prompt())
+    assert "reference images are 40x56 but the video is 64x48" in msg
+
+
+def test_missing_reference_images_rejected(healthy, ref_files):
+    g = Graph()
+    _mv2id(g, ref_files, save="no_refs")
+    cond = next(n for n in g.nodes.values() if n["class_type"] == "Mv2IDReferenceConditioning")
+    del cond["inputs"]["reference_images"]
+    msg = _error_of(healthy, g.prompt())
+    assert "reference_images" in msg
+
+
+def test_non_wan21_model_is_refused(healthy, ref_files):
+    g = Graph()
+    wrong = g.add("UNETLoader", unet_name=hostkit.TINY_WAN22, weight_dtype="default")
+    _mv2id(g, ref_files, model=wrong, save="wrong_model")
+    msg = _error_of(healthy, g.prompt())
+    assert "Mv2ID needs a Wan 2.1 model" in msg and "WAN22" in msg
