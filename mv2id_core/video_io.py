@@ -1,0 +1,154 @@
+"""Video and image files for the identity evaluation: decoding through PyAV, images through Pillow.
+
+read_sampled_frames() decodes a video once and keeps only the frames the metric samples
+(OpenS2V: 32 evenly spaced), so long videos do not have to fit in memory.
+All frames are RGB uint8 numpy arrays [H, W, 3].
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+class MediaError(ValueError):
+    """A file cannot be read as the video or image it should be; the message names the file."""
+
+
+def _av():
+    try:
+        import av  # noqa: F401
+    except ImportError as e:  # pragma: no cover - av is a dependency
+        raise MediaError(f"PyAV is needed to read videos ({e}); install it with: pip install av") from None
+    return av
+
+
+def _open(path):
+    av = _av()
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"video file not found: {p}")
+    try:
+        container = av.open(str(p))
+    except Exception as e:
+        raise MediaError(f"cannot read video {p}: {type(e).__name__}: {e}. Is it a video file "
+                         f"({', '.join(VIDEO_EXTENSIONS)})?") from None
+    if not container.streams.video:
+        container.close()
+        raise MediaError(f"cannot read video {p}: it has no video stream (an audio-only or image file?).")
+    return container
+
+
+def count_frames(path) -> int:
+    """Number of video frames in a file: the container's count, else the number of video packets."""
+    with _open(path) as c:
+        stream = c.streams.video[0]
+        if stream.frames and stream.frames > 0:
+            return int(stream.frames)
+        try:
+            return sum(1 for pkt in c.demux(stream) if pkt.size)
+        except Exception as e:
+            raise MediaError(f"cannot read video {path}: {type(e).__name__}: {e}") from None
+
+
+def read_frames(path, indices: Iterable[int] | None = None) -> tuple[list[np.ndarray], int]:
+    """Decode a video; keep the frames at `indices` (all when None).
+
+    Returns (frames, decoded_count): frames in the order of sorted unique `indices`, each
+    [H, W, 3] uint8, and how many frames the file really had.
+    """
+    wanted = None if indices is None else set(int(i) for i in indices)
+    frames: list[np.ndarray] = []
+    n = 0
+    with _open(path) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        try:
+            for frame in c.decode(stream):
+                if wanted is None or n in wanted:
+                    frames.append(frame.to_ndarray(format="rgb24"))
+                n += 1
+        except Exception as e:
+            if n == 0:
+                raise MediaError(f"cannot decode video {path}: {type(e).__name__}: {e}") from None
+            # a truncated file: keep what decoded
+    if n == 0:
+        raise MediaError(f"cannot read video {path}: no frame could be decoded.")
+    return frames, n
+
+
+def read_sampled_frames(path, num_frames: int | None = 32) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Decode only the frames the metrics sample (OpenS2V linspace, see metrics.sample_frame_indices).
+
+    Returns (frames [F] of [H, W, 3] uint8, indices [F] int64, total_frames). Indices may repeat
+    for videos shorter than num_frames (as OpenS2V); each distinct frame is decoded once.
+    """
+    from .metrics import sample_frame_indices
+
+    total = count_frames(path)
+    if total < 1:
+        raise MediaError(f"cannot read video {path}: it has no frames.")
+    idx = sample_frame_indices(total, num_frames)
+    frames, decoded = read_frames(path, idx)
+    if decoded != total:  # the container's count was off: sample again from the real count
+        total = decoded
+        idx = sample_frame_indices(total, num_frames)
+        frames, _ = read_frames(path, idx)
+    by_index = dict(zip(sorted(set(int(i) for i in idx)), frames))
+    return [by_index[int(i)] for i in idx], idx, total
+
+
+def write_video(path, frames: Sequence[np.ndarray], fps: float = 16.0, codec: str = "libx264",
+                crf: int = 18) -> Path:
+    """Encode RGB uint8 frames [H, W, 3] (even sizes for h264) to a video file with PyAV."""
+    av = _av()
+    from fractions import Fraction
+
+    frames = [np.ascontiguousarray(f, dtype=np.uint8) for f in frames]
+    if not frames:
+        raise MediaError("no frames to write.")
+    h, w = frames[0].shape[:2]
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(p), mode="w") as c:
+        s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        if codec == "libx264":
+            s.options = {"crf": str(crf)}
+        for f in frames:
+            if f.shape[:2] != (h, w):
+                raise MediaError(f"all frames must have the same size; got {f.shape[:2]} after {(h, w)}.")
+            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    return p
+
+
+def load_image(path) -> np.ndarray:
+    """An image file -> RGB uint8 [H, W, 3] (alpha composited on white, EXIF rotation applied)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    try:
+        with Image.open(p) as im:
+            im = ImageOps.exif_transpose(im)
+            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise MediaError(f"image file not found: {p}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise MediaError(f"cannot read image {p}: {e}. References must be image files "
+                         f"({', '.join(IMAGE_EXTENSIONS)}).") from None
+
+
+def list_media(folder, extensions: Sequence[str]) -> list[Path]:
+    """Files in `folder` (not recursive) whose suffix is in `extensions`, sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in extensions)
