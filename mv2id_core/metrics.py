@@ -103,7 +103,9 @@ def _as_image_list(images, what: str) -> list:
 
 
 def check_analyzer(analyzer) -> FaceAnalyzer:
-    if not isinstance(analyzer, FaceAnalyzer):
+    """A FaceAnalyzer, or any object with its analyze(image, embed) method (the class may come from
+    a second copy of this package, e.g. when ComfyUI imports the pack under its folder name)."""
+    if not (isinstance(analyzer, FaceAnalyzer) or callable(getattr(analyzer, "analyze", None))):
         raise MetricsError(
             f"analyzer must be a face analyzer (mv2id_core.faces.FaceAnalyzer; in ComfyUI the output of "
             f"'Mv2ID Face Analyzer', in Python mv2id_core.faces.load_analyzer('dlib')), got "
@@ -334,7 +336,10 @@ def score_video(frames, references, analyzer: FaceAnalyzer, *, num_frames: int |
         if idx.shape != (len(frame_list),):
             raise MetricsError(f"frame_indices has {idx.size} entries for {len(frame_list)} frames.")
         total = int(total_frames) if total_frames is not None else int(idx.max()) + 1
-        slots = np.arange(len(frame_list))
+        first = {}
+        for pos, i in enumerate(idx):
+            first.setdefault(int(i), pos)
+        slots = np.array([first[int(i)] for i in idx], dtype=np.int64)   # repeated indices share one frame
     else:
         total = len(frame_list)
         idx = sample_frame_indices(total, num_frames)

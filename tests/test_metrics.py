@@ -164,6 +164,19 @@ def test_score_video_samples_32_frames_and_analyses_each_once():
     assert rep["copy_paste"]["index"] is None                        # one reference: nothing to compare
 
 
+def test_score_video_with_presampled_frames_keeps_original_indices():
+    an = CodeAnalyzer(TABLE)
+    idx = np.array([0, 0, 3, 3, 6])                                  # as read_sampled_frames returns them
+    frames = [img(1), img(1), img(0), img(0), img(2)]
+    rep = M.score_video(frames, [img(1)], an, frame_indices=idx, total_frames=7, pad_retry=False)
+    assert an.calls == 1 + 3                                         # repeated indices analysed once
+    assert [p["frame"] for p in rep["per_frame"]] == [0, 0, 3, 3, 6]
+    assert rep["total_frames"] == 7 and rep["frames_without_face_indices"] == [3]
+    assert rep["face_fraction"] == pytest.approx(3 / 5)
+    with pytest.raises(M.MetricsError, match="frame_indices has 2 entries for 5 frames"):
+        M.score_video(frames, [img(1)], an, frame_indices=[0, 1])
+
+
 def test_pad_retry_finds_a_face_touching_the_border():
     class BorderShy(CodeAnalyzer):
         """Finds the face only when a grey margin surrounds it (as detectors miss border-cut faces)."""

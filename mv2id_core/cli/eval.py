@@ -1,0 +1,211 @@
+"""mv2id-eval: identity metrics (MvRC, FaceSim, pose, copy-paste) for generated videos.
+
+    mv2id-eval VIDEO_OR_FOLDER --references REF_FOLDER_OR_IMAGES... [-o OUT] [--backend dlib]
+
+For every video: OUT/<name>.json (the full report) and OUT/<name>.png (the plot); for all of
+them: OUT/summary.csv (one row per video). Also runnable as `python -m mv2id_core.cli.eval`.
+Exit status: 0 all videos scored, 1 some video failed (the others are still written),
+2 bad arguments or references (nothing scored).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python mv2id_core/cli/eval.py`: make the package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    __package__ = "mv2id_core.cli"
+
+from .. import metrics as M  # noqa: E402
+from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, list_media, load_image, read_sampled_frames  # noqa: E402
+
+PROG = "mv2id-eval"
+
+
+class UsageError(Exception):
+    """Bad arguments or references: nothing can be scored (exit status 2)."""
+
+
+def _parse_option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"backend option must be KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"plot size must be WIDTHxHEIGHT, e.g. 1024x640, got {text!r}") from None
+    return w, h
+
+
+def _parse_weights(text: str) -> tuple[float, float, float]:
+    try:
+        w = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        w = ()
+    if len(w) != 3:
+        raise argparse.ArgumentTypeError(f"pose weights must be three numbers YAW,PITCH,ROLL, got {text!r}")
+    return w  # type: ignore[return-value]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Identity metrics for generated videos against multi-view face references: "
+        "MvRC, FaceSim (OpenS2V protocol), head-pose trajectory, face fraction, identity spread and a "
+        "copy-paste index. Writes a JSON report and a plot per video and summary.csv.")
+    p.add_argument("videos", type=Path, help="a video file, or a folder of videos (" + ", ".join(VIDEO_EXTENSIONS) + ")")
+    p.add_argument("-r", "--references", type=Path, nargs="+", required=True,
+                   help="a folder of reference images of the identity, or the image files themselves")
+    p.add_argument("-o", "--out", type=Path, default=Path("mv2id_eval"), help="output folder (default: ./mv2id_eval)")
+    p.add_argument("-b", "--backend", default="dlib", help="face analysis backend: dlib (offline, default) or insightface")
+    p.add_argument("--option", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
+                   help="backend option, repeatable (e.g. --option model_dir=/path); values are JSON when they parse")
+    p.add_argument("-n", "--num-frames", type=int, default=M.FACESIM_FRAMES,
+                   help="frames sampled evenly per video (OpenS2V: 32; 0 = every frame)")
+    p.add_argument("--no-pad-retry", dest="pad_retry", action="store_false",
+                   help="do not retry face detection on a grey-padded frame")
+    p.add_argument("--pose-weights", type=_parse_weights, default=M.DEFAULT_POSE_WEIGHTS, metavar="YAW,PITCH,ROLL",
+                   help="weights of yaw, pitch, roll when matching a frame's pose to a reference (default 1,1,1)")
+    p.add_argument("--plot-size", type=_parse_size, default=(1024, 640), metavar="WxH", help="plot size in pixels")
+    p.add_argument("--no-plot", dest="plot", action="store_false", help="write no plots")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def find_videos(path: Path) -> list[Path]:
+    if path.is_dir():
+        vids = list_media(path, VIDEO_EXTENSIONS)
+        if not vids:
+            raise UsageError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in folder {path}")
+        return vids
+    if path.is_file():
+        return [path]
+    raise UsageError(f"video path not found: {path}")
+
+
+def load_references(paths: list[Path]) -> tuple[list, list[str]]:
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found = list_media(p, IMAGE_EXTENSIONS)
+            if not found:
+                raise UsageError(f"no reference images ({', '.join(IMAGE_EXTENSIONS)}) in folder {p}")
+            files += found
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise UsageError(f"reference path not found: {p}")
+    images = []
+    for f in files:
+        try:
+            images.append(load_image(f))
+        except MediaError as e:
+            raise UsageError(str(e)) from None
+    return images, [f.name for f in files]
+
+
+def make_analyzer(backend: str, options: dict):
+    from ..faces import FaceAnalysisError
+
+    try:
+        from ..faces import load_analyzer
+    except ImportError as e:
+        raise UsageError(f"this build has no face backends (mv2id_core.faces.load_analyzer): {e}") from None
+    try:
+        return load_analyzer(backend, **options)
+    except (FaceAnalysisError, ValueError, TypeError, KeyError) as e:
+        raise UsageError(f"cannot load the {backend!r} face backend: {e}") from None
+
+
+def _unique_stems(videos: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for v in videos:
+        stem = v.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        out.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
+    return out
+
+
+def score_file(video: Path, references, names, analyzer, args, bar=None) -> dict:
+    """Decode the sampled frames of one video and score them; raises MediaError/MetricsError."""
+    frames, idx, total = read_sampled_frames(video, args.num_frames)
+
+    def progress(done, steps):
+        if bar is not None:
+            bar.total = steps
+            bar.n = done
+            bar.refresh()
+
+    report = M.score_video(frames, references, analyzer, frame_indices=idx, total_frames=total,
+                           reference_names=names, pad_retry=args.pad_retry, pose_weights=args.pose_weights,
+                           progress=progress)
+    report["settings"]["num_frames"] = args.num_frames
+    return {"video": str(video), **report}
+
+
+def run(args) -> int:
+    from tqdm import tqdm
+
+    videos = find_videos(args.videos)
+    references, names = load_references(args.references)
+    analyzer = make_analyzer(args.backend, dict(args.options))
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], 0
+    stems = _unique_stems(videos)
+    outer = tqdm(list(zip(videos, stems)), desc="videos", unit="video", disable=args.quiet or len(videos) < 2,
+                 file=sys.stderr)
+    for video, stem in outer:
+        inner = tqdm(total=len(references) + args.num_frames, desc=video.name, unit="img", leave=False,
+                     disable=args.quiet, file=sys.stderr)
+        try:
+            report = score_file(video, references, names, analyzer, args, inner)
+        except M.NoReferenceFaceError as e:
+            raise UsageError(str(e)) from None
+        except (MediaError, M.MetricsError) as e:
+            failed += 1
+            tqdm.write(f"{PROG}: {video}: {e}", file=sys.stderr)
+            rows.append(M.summary_row(None, video.name, error=str(e)))
+            continue
+        finally:
+            inner.close()
+        (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+        if args.plot:
+            from ..plot import plot_report
+            plot_report(report, *args.plot_size, title=None).save(args.out / f"{stem}.png")
+        rows.append(M.summary_row(report, video.name))
+        if args.quiet is False and len(videos) == 1:
+            tqdm.write(f"{video.name}: {report['metric_names']['mvrc']} {report['mvrc']}  "
+                       f"{report['metric_names']['facesim']} {report['facesim']}", file=sys.stderr)
+    with open(args.out / "summary.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=M.SUMMARY_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    if not args.quiet:
+        print(f"{PROG}: scored {len(videos) - failed}/{len(videos)} videos; reports in {args.out}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.num_frames < 0:
+        print(f"{PROG}: error: --num-frames must be >= 0 (0 = every frame)", file=sys.stderr)
+        return 2
+    try:
+        return run(args)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""mv2id-eval on real faces (offline dlib backend): videos written with PyAV at run time."""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mv2id_core.cli import eval as cli
+from mv2id_core.video_io import MediaError, count_frames, read_sampled_frames, write_video
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZE = 128
+
+
+def _photos():
+    spec = importlib.util.find_spec("insightface")
+    if spec is None:
+        pytest.skip("the test photos ship with the insightface package, which is not installed")
+    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
+    return (np.asarray(Image.open(d / "Tom_Hanks_54745.png").convert("RGB")),
+            np.asarray(Image.open(d / "t1.jpg").convert("RGB")))
+
+
+def _fit(a):
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((SIZE, SIZE), Image.BICUBIC))
+
+
+def _rot(a, deg):
+    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    try:
+        from mv2id_core.faces import load_analyzer
+    except ImportError:
+        pytest.skip("the dlib face backend (mv2id_core.faces.load_analyzer) is not in this build yet")
+    return load_analyzer("dlib")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory, analyzer):
+    tom, t1 = _photos()
+    root = tmp_path_factory.mktemp("eval")
+    refs = root / "refs"
+    refs.mkdir()
+    Image.fromarray(_fit(tom)).save(refs / "front.png")
+    Image.fromarray(_fit(tom[:, ::-1])).save(refs / "mirror.png")
+    videos = root / "videos"
+    same = [_fit(tom), _fit(_rot(tom, 8)), _fit(tom[4:-2, 3:-5]), _fit(_rot(tom, -8)), _fit(tom[:, ::-1]),
+            np.full((SIZE, SIZE, 3), 60, np.uint8), _fit((tom * 0.8).astype(np.uint8)), _fit(tom)]
+    faces = sorted(analyzer.analyze(t1, embed=False), key=lambda f: f.bbox[0])
+    others = []
+    for f in faces:
+        x1, y1, x2, y2 = (int(v) for v in f.bbox)
+        m = (x2 - x1) // 2
+        others.append(_fit(t1[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]))
+    write_video(videos / "same_person.mp4", same)
+    write_video(videos / "other_people.mp4", others + others[:2])
+    (videos / "notes.txt").write_text("not a video")
+    return root
+
+
+def test_video_io_round_trip_and_sampling(data):
+    v = data / "videos" / "same_person.mp4"
+    assert count_frames(v) == 8
+    frames, idx, total = read_sampled_frames(v, 32)
+    assert total == 8 and len(frames) == 32 and list(idx) == list(np.linspace(0, 7, 32, dtype=int))
+    assert frames[0].shape == (SIZE, SIZE, 3) and frames[0].dtype == np.uint8
+    assert np.abs(frames[31].astype(int) - frames[0].astype(int)).mean() < 6     # first and last are both `tom`
+    with pytest.raises(MediaError, match="notes.txt"):
+        read_sampled_frames(data / "videos" / "notes.txt")
+
+
+def test_cli_folder_of_two_videos_as_module(data, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": ""}
+    res = subprocess.run([sys.executable, "-m", "mv2id_core.cli.eval", str(data / "videos"),
+                          "--references", str(data / "refs"), "--out", str(out), "--num-frames", "8"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert "scored 2/2 videos" in res.stderr
+    assert "videos: 100%" in res.stderr and "2/2" in res.stderr                  # the progress bar
+    reports = {n: json.loads((out / f"{n}.json").read_text()) for n in ("same_person", "other_people")}
+    same, other = reports["same_person"], reports["other_people"]
+    assert same["video"].endswith("same_person.mp4")
+    assert same["frames_with_face"] == 7 and same["frames_without_face"] == 1      # the flat grey frame
+    assert same["references_used"] == ["front.png", "mirror.png"]
+    assert same["mvrc"] > other["mvrc"] + 0.08
+    for n in reports:
+        im = Image.open(out / f"{n}.png")
+        assert im.size == (1024, 640) and np.asarray(im).std() > 10
+    with open(out / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["video"] for r in rows] == ["other_people.mp4", "same_person.mp4"]
+    by = {r["video"]: r for r in rows}
+    assert float(by["same_person.mp4"]["mvrc"]) == pytest.approx(same["mvrc"])
+    assert by["same_person.mp4"]["frames_with_face"] == "7" and by["other_people.mp4"]["error"] == ""
+
+
+def test_cli_unreadable_video_is_named_and_others_still_scored(data, tmp_path, capsys):
+    vids = tmp_path / "vids"
+    vids.mkdir()
+    (vids / "broken.mp4").write_bytes(os.urandom(2048))
+    (vids / "good.mp4").symlink_to(data / "videos" / "same_person.mp4")
+    out = tmp_path / "out"
+    rc = cli.main([str(vids), "-r", str(data / "refs"), "-o", str(out), "-n", "4", "-q"])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "broken.mp4" in err and "cannot read video" in err
+    assert (out / "good.json").is_file() and not (out / "broken.json").exists()
+    rows = {r["video"]: r for r in csv.DictReader(open(out / "summary.csv"))}
+    assert "cannot read video" in rows["broken.mp4"]["error"] and rows["good.mp4"]["mvrc"] != ""
+
+
+def test_cli_single_missing_or_unreadable_file(data, tmp_path, capsys):
+    assert cli.main([str(tmp_path / "nope.mp4"), "-r", str(data / "refs"), "-o", str(tmp_path)]) == 2
+    assert "video path not found" in capsys.readouterr().err
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(b"\x00" * 100)
+    assert cli.main([str(bad), "-r", str(data / "refs"), "-o", str(tmp_path / "o"), "-q"]) == 1
+    assert f"{bad}" in capsys.readouterr().err
+
+
+def test_cli_no_face_in_any_reference(data, tmp_path, capsys):
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    Image.new("RGB", (96, 96), (128, 128, 128)).save(refs / "wall.png")
+    Image.new("RGB", (96, 96), (20, 90, 200)).save(refs / "sky.jpg")
+    rc = cli.main([str(data / "videos" / "same_person.mp4"), "-r", str(refs), "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no face found in any of the 2 reference images" in err
+    assert "sky.jpg" in err and "wall.png" in err
+
+
+def test_cli_mismatched_inputs(data, tmp_path, capsys):
+    # a video where a reference image belongs
+    rc = cli.main([str(data / "videos"), "-r", str(data / "videos" / "same_person.mp4"), "-o", str(tmp_path), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot read image" in err and "same_person.mp4" in err
+    # a folder of videos given as the reference folder
+    rc = cli.main([str(data / "videos"), "-r", str(data / "videos"), "-o", str(tmp_path), "-q"])
+    assert rc == 2 and "no reference images" in capsys.readouterr().err
+    # reference images where the videos belong
+    rc = cli.main([str(data / "refs"), "-r", str(data / "refs"), "-o", str(tmp_path), "-q"])
+    assert rc == 2 and "no videos" in capsys.readouterr().err
+    # an unknown backend
+    rc = cli.main([str(data / "videos"), "-r", str(data / "refs"), "-b", "nosuchbackend", "-o", str(tmp_path)])
+    assert rc == 2 and "nosuchbackend" in capsys.readouterr().err
