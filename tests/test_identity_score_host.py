@@ -1,0 +1,162 @@
+"""Mv2ID Identity Score on the real ComfyUI host, with real faces and the offline dlib backend.
+
+The videos are written with PyAV into the server's input folder at run time and enter the
+graph the way a user's would: Load Video -> Get Video Components -> IMAGE frames.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import hostkit
+from graphs import Graph
+from mv2id_core.video_io import write_video
+
+SIZE = 128
+
+
+def _photos():
+    spec = importlib.util.find_spec("insightface")
+    if spec is None:
+        pytest.skip("the test photos ship with the insightface package, which is not installed")
+    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
+    return (np.asarray(Image.open(d / "Tom_Hanks_54745.png").convert("RGB")),
+            np.asarray(Image.open(d / "t1.jpg").convert("RGB")))
+
+
+def _fit(a):
+    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((SIZE, SIZE), Image.BICUBIC))
+
+
+def _rot(a, deg):
+    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
+
+
+# the six faces of t1.jpg (x1, y1, x2, y2), found once with dlib's HOG detector; crops with a margin
+T1_FACES = [(67, 283, 175, 390), (275, 176, 364, 265), (450, 295, 557, 402), (724, 367, 832, 474),
+            (870, 67, 999, 196), (1118, 283, 1226, 390)]
+
+
+@pytest.fixture(scope="module")
+def media(comfy):
+    tom, t1 = _photos()
+    d = comfy.input_dir
+    Image.fromarray(_fit(tom)).save(d / "mv2id_id_front.png")
+    Image.fromarray(_fit(tom[:, ::-1])).save(d / "mv2id_id_mirror.png")
+    Image.new("RGB", (SIZE, SIZE), (128, 128, 128)).save(d / "mv2id_id_wall.png")
+    same = [_fit(tom), _fit(_rot(tom, 8)), np.full((SIZE, SIZE, 3), 70, np.uint8), _fit(tom[4:-2, 3:-5]),
+            _fit(tom[:, ::-1]), _fit(_rot(tom, -8))]
+    others = []
+    for x1, y1, x2, y2 in T1_FACES:
+        m = (x2 - x1) // 2
+        others.append(_fit(t1[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]))
+    write_video(d / "mv2id_id_same.mp4", same)
+    write_video(d / "mv2id_id_others.mp4", others)
+    return {"same": "mv2id_id_same.mp4", "others": "mv2id_id_others.mp4"}
+
+
+def _analyzer(g: Graph, comfy) -> object:
+    """'Mv2ID Face Analyzer' set to the dlib backend, every other input at its default."""
+    info = comfy.object_info().get("Mv2IDFaceAnalyzer")
+    if info is None:
+        pytest.skip("the Mv2ID Face Analyzer node is not in this build yet")
+    inputs = {}
+    for name, spec in (info["input"].get("required") or {}).items():
+        typ, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
+        options = typ if isinstance(typ, list) else opts.get("options")
+        if options:
+            inputs[name] = "dlib" if "dlib" in options else opts.get("default", options[0])
+        elif "default" in opts:
+            inputs[name] = opts["default"]
+    return g.add("Mv2IDFaceAnalyzer", **inputs)
+
+
+def _frames(g: Graph, name: str):
+    return g.add("GetVideoComponents", video=g.add("LoadVideo", file=name))[0]
+
+
+def _refs(g: Graph, names):
+    a, b = (g.add("LoadImage", image=n)[0] for n in names)
+    return g.add("ImageBatch", image1=a, image2=b)
+
+
+def _score(g: Graph, tag: str, frames, refs, analyzer, **kw):
+    node = g.add("Mv2IDIdentityScore", frames=frames, references=refs, analyzer=analyzer,
+                 num_frames=kw.get("num_frames", 32), pad_retry=True, plot_width=kw.get("w", 800),
+                 plot_height=kw.get("h", 480))
+    for slot, what in enumerate(("mvrc", "facesim", "report")):
+        g.add("PreviewAny", _id=f"{tag}_{what}", source=node[slot])
+    g.add("SaveImage", _id=f"{tag}_plot", images=node[3], filename_prefix=f"mv2id_identity_{tag}")
+    return node
+
+
+def _text(comfy, entry, nid):
+    return comfy.ui_outputs(entry, nid)["text"][0]
+
+
+def test_identity_score_same_person_far_above_other_people(comfy, media):
+    g = Graph()
+    an = _analyzer(g, comfy)
+    refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    _score(g, "same", _frames(g, media["same"]), refs, an)
+    _score(g, "others", _frames(g, media["others"]), refs, an, w=640, h=400)
+    entry = comfy.run(g.prompt(), timeout=300)
+    rep = {t: json.loads(_text(comfy, entry, f"{t}_report")) for t in ("same", "others")}
+    mvrc = {t: float(_text(comfy, entry, f"{t}_mvrc")) for t in ("same", "others")}
+    facesim = {t: float(_text(comfy, entry, f"{t}_facesim")) for t in ("same", "others")}
+    assert mvrc["same"] == pytest.approx(rep["same"]["mvrc"], abs=1e-5)
+    assert facesim["others"] == pytest.approx(rep["others"]["facesim"], abs=1e-5)
+    assert mvrc["same"] > mvrc["others"] + 0.08, (mvrc, facesim)
+    assert facesim["same"] > facesim["others"] + 0.08
+    same = rep["same"]
+    assert same["total_frames"] == 6 and same["sampled_frames"] == 32
+    assert same["frames_without_face_indices"] == [2]                      # the flat grey frame, skipped
+    assert 0 < same["face_fraction"] < 1
+    assert rep["others"]["frames_with_face"] == 32
+    assert all(len(p["similarity"]) == 2 for p in same["per_frame"] if p["face"])
+    for tag, size in (("same", (800, 480)), ("others", (640, 400))):
+        pngs = [p for p in comfy.output_files(entry, f"{tag}_plot") if p.suffix == ".png"]
+        assert len(pngs) == 1
+        im = Image.open(pngs[0])
+        assert im.size == size and np.asarray(im.convert("RGB")).std() > 10
+
+
+def test_no_face_in_references_is_a_clear_error(healthy, media):
+    g = Graph()
+    an = _analyzer(g, healthy)
+    _score(g, "noref", _frames(g, media["same"]), _refs(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"]), an,
+           num_frames=4)
+    with pytest.raises(hostkit.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    msg = str(ei.value)
+    assert "Mv2IDIdentityScore" in msg and "no face found in any of the 2 reference images (ref0, ref1)" in msg
+
+
+def test_mismatched_socket_types_are_rejected(healthy, media):
+    g = Graph()
+    refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    # an IMAGE where the face analyzer belongs
+    _score(g, "wrong", _frames(g, media["same"]), refs, refs)
+    with pytest.raises(hostkit.ComfyError) as ei:
+        healthy.queue(g.prompt())
+    errors = json.dumps(ei.value.payload)
+    assert "analyzer" in errors and "MV2ID_FACE_ANALYZER" in errors
+
+
+def test_no_face_in_any_frame_gives_nan_mvrc_and_zero_facesim(comfy, media):
+    g = Graph()
+    an = _analyzer(g, comfy)
+    refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    walls = _refs(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"])          # a two-frame "video" of a wall
+    _score(g, "empty", walls, refs, an, num_frames=0)
+    entry = comfy.run(g.prompt(), timeout=120)
+    rep = json.loads(_text(comfy, entry, "empty_report"))
+    assert rep["frames_with_face"] == 0 and rep["frames_without_face"] == 2 and rep["mvrc"] is None
+    assert math.isnan(float(_text(comfy, entry, "empty_mvrc")))
+    assert float(_text(comfy, entry, "empty_facesim")) == 0.0
