@@ -328,7 +328,7 @@ def test_real_same_person_scores_far_above_different_people(photos, dlib_analyze
     s_same = [p["mean_similarity"] for p in same["per_frame"]]
     s_diff = [p["mean_similarity"] for p in diff["per_frame"]]
     assert min(s_same) > max(s_diff)
-    assert same["identity_std"] < diff["identity_std"] + 0.05
+    assert same["identity_std"] < diff["identity_std"]          # one identity is steadier than six
 
 
 def test_real_faceless_frames_are_skipped_and_counted(photos, dlib_analyzer):

@@ -1,6 +1,6 @@
 """mv2id-eval: identity metrics (MvRC, FaceSim, pose, copy-paste) for generated videos.
 
-    mv2id-eval VIDEO_OR_FOLDER --references REF_FOLDER_OR_IMAGES... [-o OUT] [--backend dlib]
+    mv2id-eval VIDEO_OR_FOLDER --references REF_FOLDER [-r MORE_REFS] [-o OUT] [--backend dlib]
 
 For every video: OUT/<name>.json (the full report) and OUT/<name>.png (the plot); for all of
 them: OUT/summary.csv (one row per video). Also runnable as `python -m mv2id_core.cli.eval`.
@@ -63,8 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         "MvRC, FaceSim (OpenS2V protocol), head-pose trajectory, face fraction, identity spread and a "
         "copy-paste index. Writes a JSON report and a plot per video and summary.csv.")
     p.add_argument("videos", type=Path, help="a video file, or a folder of videos (" + ", ".join(VIDEO_EXTENSIONS) + ")")
-    p.add_argument("-r", "--references", type=Path, nargs="+", required=True,
-                   help="a folder of reference images of the identity, or the image files themselves")
+    p.add_argument("-r", "--references", type=Path, action="append", required=True, metavar="FOLDER_OR_IMAGE",
+                   help="a folder of reference images of the identity, or one image file; repeatable")
     p.add_argument("-o", "--out", type=Path, default=Path("mv2id_eval"), help="output folder (default: ./mv2id_eval)")
     p.add_argument("-b", "--backend", default="dlib", help="face analysis backend: dlib (offline, default) or insightface")
     p.add_argument("--option", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
