@@ -39,7 +39,7 @@ def step_index(sigma: float, sigmas: torch.Tensor) -> int:
     sigmas: the schedule [N+1] (decreasing, last is usually 0). A sigma between two entries
     (multi-stage samplers evaluate there) belongs to the step that starts above it.
     """
-    s = sigmas.detach().float().cpu()
+    s = sigmas.detach().float().cpu() if sigmas.device.type != "cpu" else sigmas.float()
     n = max(len(s) - 1, 1)
     above = torch.nonzero(s[:n] >= float(sigma) * (1 - 1e-5) - 1e-8).flatten()
     return int(above[-1]) if len(above) else 0

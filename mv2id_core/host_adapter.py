@@ -50,6 +50,7 @@ class RDRoPEEncode:
         self.diffusion_model = diffusion_model
         self.config = config
         self.original = original
+        self._cache = {}  # the same shapes recur on every step: keep the last frequencies
 
     def __deepcopy__(self, memo):  # model_options are deep-copied on clone; weights must not be
         return self
@@ -65,9 +66,14 @@ class RDRoPEEncode:
         h_len = (h + p[1] // 2) // p[1]
         w_len = (w + p[2] // 2) // p[2]
         n_ref = info["ref_frames"]
-        ids = position_ids(t_len - n_ref, n_ref, h_len, w_len, self.config,
-                           transformer_options.get("rope_options", None), device=device, dtype=dtype)
-        return self.diffusion_model.rope_embedder(ids.unsqueeze(0)).movedim(1, 2)
+        rope_options = transformer_options.get("rope_options", None)
+        key = (t_len, h_len, w_len, n_ref, str(device), dtype, repr(sorted((rope_options or {}).items())))
+        freqs = self._cache.get(key)
+        if freqs is None:
+            ids = position_ids(t_len - n_ref, n_ref, h_len, w_len, self.config, rope_options, device=device, dtype=dtype)
+            freqs = self.diffusion_model.rope_embedder(ids.unsqueeze(0)).movedim(1, 2)
+            self._cache = {key: freqs}   # one entry: bounded memory, re-filled when shapes change
+        return freqs
 
 
 class _RefCountWrapper:
@@ -133,8 +139,10 @@ class Mv2IDGuider(comfy.samplers.CFGGuider):
         sigmas = model_options.get("transformer_options", {}).get("sample_sigmas")
         if sigmas is None:
             return True
-        n = len(sigmas) - 1
-        return in_window(step_index(float(timestep.flatten()[0]), sigmas), n, g.window_start, g.window_end)
+        if getattr(self, "_sigmas_src", None) is not sigmas:   # one host copy per sampling run
+            self._sigmas_src, self._sigmas_cpu = sigmas, sigmas.detach().float().cpu()
+        n = len(self._sigmas_cpu) - 1
+        return in_window(step_index(float(timestep.flatten()[0]), self._sigmas_cpu), n, g.window_start, g.window_end)
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         g = self.guidance
