@@ -1,0 +1,104 @@
+"""Region masking (the paper's training-time masking of the references).
+
+Random blocky masks hide about `ratio` (default 0.6) of every reference image in pixel space,
+before the VAE, so no single view can be copied and the model has to aggregate complementary
+cues across views. The grid of blocks is aligned to the image's top-left corner; blocks at the
+right and bottom edges may be partial. Exactly round(ratio * number_of_blocks) blocks are hidden
+per view, so the hidden pixel fraction matches `ratio` up to the partial edge blocks.
+
+With ``complementary=True`` every block is left visible in at least one view, so together the
+views still show the whole face. That needs ratio <= (V - 1) / V for V views.
+
+Masks are boolean with True = hidden. Images follow ComfyUI's IMAGE layout [V, H, W, C], float 0..1.
+The same functions serve the Region Mask node and the training data cache.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _grid(height: int, width: int, block_size: int) -> tuple[int, int]:
+    return math.ceil(height / block_size), math.ceil(width / block_size)
+
+
+def hidden_blocks_per_view(num_blocks: int, ratio: float) -> int:
+    return int(round(float(ratio) * num_blocks))
+
+
+def region_block_masks(num_views: int, rows: int, cols: int, ratio: float = 0.6, seed: int = 0,
+                       complementary: bool = False) -> torch.Tensor:
+    """Block-level masks [V, rows, cols] bool (True = hidden), round(ratio * rows * cols) hidden per view.
+
+    Deterministic for a given seed (a private torch.Generator; the global RNG is not touched).
+    """
+    if num_views < 1:
+        raise ValueError(f"region masking needs at least one view, got {num_views}")
+    if not 0.0 <= float(ratio) <= 1.0:
+        raise ValueError(f"masking ratio must be between 0 and 1, got {ratio}")
+    n = rows * cols
+    if n < 1:
+        raise ValueError(f"the block grid is empty ({rows}x{cols})")
+    k = hidden_blocks_per_view(n, ratio)
+    g = torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
+    masks = torch.zeros(num_views, n, dtype=torch.bool)
+    if not complementary or k == 0:
+        for v in range(num_views):
+            masks[v, torch.randperm(n, generator=g)[:k]] = True
+        return masks.view(num_views, rows, cols)
+
+    visible = n - k
+    if num_views * visible < n:
+        limit = (num_views - 1) / num_views
+        raise ValueError(
+            f"complementary masking cannot keep every region visible in some view: {num_views} view(s) with "
+            f"ratio {ratio} leave {visible} of {n} blocks visible per view. Use a ratio of at most {limit:.3f} "
+            f"for {num_views} views, add views, or turn complementary off.")
+    # every block gets one view that must show it, spread evenly over the views in a random order;
+    # each view then hides k of the blocks it is not responsible for.
+    owner = torch.empty(n, dtype=torch.long)
+    order = torch.randperm(n, generator=g)
+    owner[order] = torch.arange(n) % num_views
+    for v in range(num_views):
+        free = torch.nonzero(owner != v).flatten()
+        pick = free[torch.randperm(free.numel(), generator=g)[:k]]
+        masks[v, pick] = True
+    return masks.view(num_views, rows, cols)
+
+
+def region_masks(num_views: int, height: int, width: int, ratio: float = 0.6, block_size: int = 32,
+                 seed: int = 0, complementary: bool = False) -> torch.Tensor:
+    """Pixel masks [V, H, W] bool (True = hidden) made of block_size x block_size blocks."""
+    if block_size < 1:
+        raise ValueError(f"block size must be at least 1 pixel, got {block_size}")
+    if height < 1 or width < 1:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    rows, cols = _grid(height, width, block_size)
+    blocks = region_block_masks(num_views, rows, cols, ratio, seed, complementary)
+    px = blocks.repeat_interleave(block_size, 1).repeat_interleave(block_size, 2)
+    return px[:, :height, :width].contiguous()
+
+
+def apply_region_masks(images: torch.Tensor, masks: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
+    """images [V, H, W, C] float with hidden pixels set to `fill`; masks [V, H, W] (or [1, H, W]) bool."""
+    if images.ndim != 4:
+        raise ValueError(f"expected an image batch [V, H, W, C], got shape {list(images.shape)}")
+    m = masks.to(device=images.device, dtype=torch.bool)
+    if m.ndim != 3 or m.shape[-2:] != images.shape[1:3] or m.shape[0] not in (1, images.shape[0]):
+        raise ValueError(f"masks {list(masks.shape)} do not match images {list(images.shape)}: need "
+                         f"[V, H, W] with the images' height and width")
+    return torch.where(m.unsqueeze(-1), torch.as_tensor(fill, dtype=images.dtype, device=images.device), images)
+
+
+def region_mask(images: torch.Tensor, ratio: float = 0.6, block_size: int = 32, seed: int = 0,
+                fill: float = 1.0, complementary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask a reference batch [V, H, W, C]: (masked images [V, H, W, C], masks [V, H, W] float, 1 = hidden)."""
+    v, h, w = images.shape[:3]
+    masks = region_masks(v, h, w, ratio, block_size, seed, complementary)
+    return apply_region_masks(images, masks, fill), masks.to(images.dtype)
+
+
+def coverage(masks: torch.Tensor) -> float:
+    """Fraction of pixels visible in at least one view (1.0 = nothing hidden everywhere)."""
+    return float((~masks.to(torch.bool)).any(0).float().mean())

@@ -1,0 +1,90 @@
+"""Region masking: exact ratio, determinism by seed, complementary coverage, fill."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mv2id_core.region_mask import (apply_region_masks, coverage, region_block_masks, region_mask,
+                                    region_masks)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.6, 0.9, 1.0])
+def test_block_ratio_is_exact(ratio):
+    m = region_block_masks(3, 13, 9, ratio=ratio, seed=4)
+    assert m.shape == (3, 13, 9) and m.dtype == torch.bool
+    expect = round(ratio * 13 * 9)
+    assert m.flatten(1).sum(1).tolist() == [expect] * 3
+
+
+@pytest.mark.parametrize("h,w,block", [(512, 512, 32), (480, 832, 32), (333, 250, 48)])
+def test_pixel_ratio_within_tolerance(h, w, block):
+    m = region_masks(3, h, w, ratio=0.6, block_size=block, seed=1)
+    assert m.shape == (3, h, w)
+    frac = m.float().mean((1, 2))
+    # partial edge blocks are the only deviation from the requested ratio
+    rows, cols = -(-h // block), -(-w // block)
+    tol = (rows + cols) / (rows * cols) + 1e-6
+    assert torch.all((frac - 0.6).abs() <= tol), frac
+
+
+def test_blocks_are_blocks():
+    m = region_masks(1, 64, 96, ratio=0.5, block_size=16, seed=3)[0]
+    cells = m.view(4, 16, 6, 16)
+    # every 16x16 cell is uniformly hidden or visible
+    assert torch.all(cells.all(1).all(2) | (~cells).all(1).all(2))
+
+
+def test_determinism_by_seed_and_global_rng_untouched():
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = region_masks(3, 100, 80, seed=7)
+    after = torch.rand(1)
+    assert torch.equal(before, after)          # the global RNG stream was not consumed
+    assert torch.equal(a, region_masks(3, 100, 80, seed=7))
+    assert not torch.equal(a, region_masks(3, 100, 80, seed=8))
+    # different views get different masks
+    assert not torch.equal(a[0], a[1])
+
+
+@pytest.mark.parametrize("views,ratio", [(2, 0.5), (3, 0.6), (3, 2 / 3), (4, 0.7), (5, 0.3)])
+def test_complementary_keeps_every_region_visible(views, ratio):
+    for seed in range(5):
+        m = region_block_masks(views, 11, 7, ratio=ratio, seed=seed, complementary=True)
+        assert (~m).any(0).all(), "some block is hidden in every view"
+        assert m.flatten(1).sum(1).tolist() == [round(ratio * 77)] * views
+
+
+def test_without_complementary_regions_get_lost():
+    # with 3 views at 0.6, independent draws hide ~0.6^3 = 21.6% of blocks everywhere
+    lost = [1 - coverage(region_block_masks(3, 16, 16, 0.6, seed=s)) for s in range(10)]
+    assert 0.12 < sum(lost) / len(lost) < 0.32
+    assert coverage(region_masks(3, 256, 256, 0.6, 32, seed=0, complementary=True)) == 1.0
+
+
+def test_complementary_impossible_says_why():
+    with pytest.raises(ValueError, match="at most 0.667 for 3 views"):
+        region_block_masks(3, 10, 10, ratio=0.8, complementary=True)
+    with pytest.raises(ValueError, match="at most 0.000 for 1 views"):
+        region_block_masks(1, 10, 10, ratio=0.6, complementary=True)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        region_masks(2, 10, 10, ratio=1.5)
+    with pytest.raises(ValueError, match="block size"):
+        region_masks(2, 10, 10, block_size=0)
+    with pytest.raises(ValueError, match="at least one view"):
+        region_masks(0, 10, 10)
+    with pytest.raises(ValueError, match="do not match"):
+        apply_region_masks(torch.zeros(2, 8, 8, 3), torch.zeros(2, 8, 9, dtype=torch.bool))
+
+
+def test_region_mask_fills_hidden_pixels_only():
+    img = torch.rand(3, 64, 64, 3)
+    out, masks = region_mask(img, ratio=0.6, block_size=8, seed=0, fill=0.5)
+    assert masks.dtype == img.dtype and masks.shape == (3, 64, 64)
+    hidden = masks.bool()
+    assert torch.all(out[hidden] == 0.5)
+    assert torch.equal(out[~hidden], img[~hidden])
+    assert 0.55 < masks.mean() < 0.65
