@@ -1,0 +1,334 @@
+"""Multi-view references: pick the views that spread widest over head pose, crop them cleanly.
+
+The method wants a few references of one face seen from clearly different angles (e.g. left
+profile, frontal, right profile), each a head-and-shoulders crop, upright, on a white
+background. From a set of photos or the frames of a clip:
+
+1. analyse every image: the largest face, its pose and a quality score (face size, detection
+   score, sharpness);
+2. select_views: farthest-point sampling in (yaw, pitch) among the good-quality faces, starting
+   from the two yaw extremes, then ordered by yaw (left-most first);
+3. crop_view: rotate about the face so the eyes are level (roll removed), cut a head-and-shoulders
+   window around it (`margin` face sizes on each side), replace the background by white where a
+   subject mask is given, fit to the target size.
+
+Images are RGB uint8 [H, W, 3] numpy arrays here; the node converts from ComfyUI's IMAGE.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .faces.base import Face, FaceAnalysisError, FaceAnalyzer, cosine
+
+# quality: faces this many pixels wide (or more) count as full size
+FULL_FACE_SIZE = 112.0
+# Laplacian variance of a face crop resized to 112 px at which sharpness counts as 0.5
+SHARPNESS_HALF = 60.0
+
+
+class NoFaceError(ValueError):
+    """An input image has no detectable face, or too few usable faces for the views requested."""
+
+
+@dataclass
+class ViewCandidate:
+    index: int                   # position in the input batch
+    face: Face | None
+    sharpness: float = 0.0       # Laplacian variance at 112 px
+    quality: float = 0.0         # 0..1
+
+    def record(self) -> dict:
+        f = self.face
+        out = {"source_index": self.index, "face": f is not None}
+        if f is not None:
+            out.update({"yaw": round(float(f.yaw), 2), "pitch": round(float(f.pitch), 2),
+                        "roll": round(float(f.roll), 2), "det_score": round(float(f.det_score), 4),
+                        "face_size": round(f.size, 1), "sharpness": round(self.sharpness, 1),
+                        "quality": round(self.quality, 4), "bbox": [round(float(v), 1) for v in f.bbox]})
+        return out
+
+
+@dataclass
+class FaceViews:
+    images: np.ndarray           # [V, h, w, 3] uint8
+    masks: np.ndarray            # [V, h, w] float32, 1 = subject (or inside the source image)
+    views: list[dict]            # one record per view, in view order
+    candidates: list[ViewCandidate] = field(default_factory=list)
+
+    def report(self) -> dict:
+        no_face = [c.index for c in self.candidates if c.face is None]
+        return {"views": self.views, "images": len(self.candidates),
+                "faces_found": len(self.candidates) - len(no_face), "no_face": no_face}
+
+
+# ------------------------------------------------------------------------------------ quality
+def laplacian_variance(gray: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian of a float [H, W] image (a standard focus measure)."""
+    g = np.asarray(gray, np.float32)
+    if g.shape[0] < 3 or g.shape[1] < 3:
+        return 0.0
+    lap = (g[1:-1, :-2] + g[1:-1, 2:] + g[:-2, 1:-1] + g[2:, 1:-1]) - 4.0 * g[1:-1, 1:-1]
+    return float(lap.var())
+
+
+def face_sharpness(image: np.ndarray, face: Face) -> float:
+    """Laplacian variance of the face box resized to 112x112 (so it does not grow with face size)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = (int(round(float(v))) for v in face.bbox)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    if x2 - x1 < 4 or y2 - y1 < 4:
+        return 0.0
+    crop = Image.fromarray(np.ascontiguousarray(image[y1:y2, x1:x2])).convert("L").resize((112, 112), Image.BILINEAR)
+    return laplacian_variance(np.asarray(crop, np.float32))
+
+
+def face_quality(face: Face, sharpness: float) -> float:
+    """0..1: face size (saturating at FULL_FACE_SIZE px), detection score and sharpness, multiplied."""
+    size_q = min(1.0, face.size / FULL_FACE_SIZE)
+    sharp_q = sharpness / (sharpness + SHARPNESS_HALF)
+    return float(size_q * max(0.0, min(1.0, face.det_score)) * (0.25 + 0.75 * sharp_q))
+
+
+def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None) -> list[ViewCandidate]:
+    """The largest face of every image (no embeddings: selection needs pose and quality only).
+
+    progress: optional callback(done, total), called before each image (it may raise to cancel)."""
+    out = []
+    for i, img in enumerate(images):
+        if progress is not None:
+            progress(i, len(images))
+        face = analyzer.largest_face(img, embed=False)
+        if face is None:
+            out.append(ViewCandidate(i, None))
+            continue
+        s = face_sharpness(img, face)
+        out.append(ViewCandidate(i, face, s, face_quality(face, s)))
+    if progress is not None:
+        progress(len(images), len(images))
+    return out
+
+
+# ------------------------------------------------------------------------------------ selection
+def select_views(yaws, pitches, quality, num_views: int, pitch_weight: float = 0.5,
+                 min_relative_quality: float = 0.35) -> list[int]:
+    """Indices of `num_views` candidates spread widest over head pose, ordered by yaw (ascending).
+
+    yaws, pitches, quality: [N] sequences (degrees, degrees, 0..1). Candidates below
+    `min_relative_quality` x the best quality are used only when too few remain. Selection is
+    farthest-point sampling in (yaw, pitch_weight * pitch) starting from the yaw extremes, with
+    distances weighted by quality so a sharp view wins over a blurry one at a similar angle.
+    """
+    yaw = np.asarray(yaws, np.float64)
+    pitch = np.asarray(pitches, np.float64)
+    q = np.clip(np.asarray(quality, np.float64), 0.0, 1.0)
+    n = len(yaw)
+    if not (len(pitch) == len(q) == n):
+        raise ValueError("yaws, pitches and quality must have the same length")
+    if num_views < 1:
+        raise ValueError(f"num_views must be at least 1, got {num_views}")
+    if n < num_views:
+        raise NoFaceError(f"{num_views} views requested but only {n} usable face(s) found")
+    good = np.nonzero(q >= min_relative_quality * (q.max() if n else 0))[0]
+    pool = good if len(good) >= num_views else np.arange(n)
+    pts = np.stack([yaw, pitch_weight * pitch], 1)
+    weight = 0.5 + 0.5 * q                       # quality breaks near-ties, never overrides a clear spread
+
+    if num_views == 1:
+        # the most frontal good face
+        score = weight[pool] / (1.0 + np.abs(yaw[pool]) / 30.0 + np.abs(pitch[pool]) / 60.0)
+        return [int(pool[int(np.argmax(score))])]
+
+    # the yaw extremes; among faces within 3 degrees of an extreme, the best quality
+    def extreme(sign: float) -> int:
+        v = sign * yaw[pool]
+        near = pool[v >= v.max() - 3.0]
+        return int(near[int(np.argmax(q[near]))])
+
+    chosen = [extreme(-1.0)]
+    right = extreme(1.0)
+    if right != chosen[0]:
+        chosen.append(right)
+    while len(chosen) < num_views:
+        rest = np.array([i for i in pool if i not in chosen])
+        if len(rest) == 0:
+            rest = np.array([i for i in range(n) if i not in chosen])
+        d = np.linalg.norm(pts[rest, None, :] - pts[None, chosen, :], axis=-1).min(1)
+        chosen.append(int(rest[int(np.argmax(d * weight[rest]))]))
+    return sorted(chosen, key=lambda i: (yaw[i], i))
+
+
+# ------------------------------------------------------------------------------------ cropping
+def eye_roll(face: Face) -> float:
+    """Angle (degrees, clockwise positive in the image) of the eye line of the 5 keypoints."""
+    (lx, ly), (rx, ry) = face.kps[0], face.kps[1]
+    return math.degrees(math.atan2(float(ry - ly), float(rx - lx)))
+
+
+def crop_window(face: Face, size: tuple[int, int], margin: float = 1.0, shoulders: float = 0.35):
+    """(centre x, centre y, scale) of the head-and-shoulders window in source pixels.
+
+    The window is (1 + 2 * margin) face sizes tall (the face box plus `margin` face sizes above
+    and below), the target aspect ratio wide, and shifted down by `shoulders` face sizes so the
+    shoulders are in and the space above the head is not wasted. scale = source px per output px.
+    """
+    w, h = size
+    fs = max(face.size, 1.0)
+    x1, y1, x2, y2 = (float(v) for v in face.bbox)
+    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0 + shoulders * fs * (margin / (margin + 0.5))
+    win_h = (1.0 + 2.0 * margin) * fs
+    return cx, cy, win_h / h
+
+
+def crop_view(image: np.ndarray, face: Face, size: tuple[int, int] = (512, 512), margin: float = 1.0,
+              subject_mask: np.ndarray | None = None, upright: bool = True,
+              background: tuple[int, int, int] = (255, 255, 255)) -> tuple[np.ndarray, np.ndarray]:
+    """Head-and-shoulders crop of one face: (RGB uint8 [h, w, 3], mask float32 [h, w]).
+
+    image: RGB uint8 [H, W, 3]; size: (w, h) of the output; margin: face sizes of context on each
+    side (vertically; the width follows the output aspect ratio); subject_mask: float [H, W],
+    1 = the person (the rest becomes `background`). upright: rotate so the eyes are level. Parts of
+    the window outside the source image are filled with `background`. The returned mask is the
+    subject mask in the crop (or 1 inside the source image when no mask is given).
+    """
+    from PIL import Image
+
+    w, h = int(size[0]), int(size[1])
+    if w < 8 or h < 8:
+        raise ValueError(f"crop size must be at least 8x8, got {w}x{h}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    cx, cy, s = crop_window(face, (w, h), margin)
+    a = math.radians(eye_roll(face)) if upright else 0.0
+    fx, fy = (float(face.bbox[0]) + float(face.bbox[2])) / 2.0, (float(face.bbox[1]) + float(face.bbox[3])) / 2.0
+    # output pixel (u, v) -> source: rotate the window about the face centre by the roll angle
+    cos, sin = math.cos(a), math.sin(a)
+    ox, oy = cx - fx, cy - fy                  # window centre relative to the face centre (upright frame)
+    wcx = fx + cos * ox - sin * oy
+    wcy = fy + sin * ox + cos * oy
+    # x_src = wcx + s*cos*(u - w/2) - s*sin*(v - h/2); y_src = wcy + s*sin*(u - w/2) + s*cos*(v - h/2)
+    A, B, D, E = s * cos, -s * sin, s * sin, s * cos
+    C = wcx - A * (w / 2.0) - B * (h / 2.0)
+    F = wcy - D * (w / 2.0) - E * (h / 2.0)
+    coeffs = (A, B, C, D, E, F)
+
+    src = Image.fromarray(np.ascontiguousarray(image))
+    out = np.asarray(src.transform((w, h), Image.AFFINE, coeffs, resample=Image.BICUBIC,
+                                   fillcolor=tuple(int(c) for c in background)), np.uint8)
+    inside = Image.fromarray(np.full(image.shape[:2], 255, np.uint8))
+    valid = np.asarray(inside.transform((w, h), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0),
+                       np.float32) / 255.0
+    if subject_mask is None:
+        return out, valid
+    m = np.asarray(subject_mask, np.float32)
+    if m.shape != image.shape[:2]:
+        raise ValueError(f"mask size {list(m.shape)} does not match its image {list(image.shape[:2])}")
+    mimg = Image.fromarray(np.clip(m * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    mk = np.asarray(mimg.transform((w, h), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0),
+                    np.float32) / 255.0
+    bg = np.asarray(background, np.float32)
+    comp = out.astype(np.float32) * mk[..., None] + bg * (1.0 - mk[..., None])
+    return np.clip(comp + 0.5, 0, 255).astype(np.uint8), mk
+
+
+# ------------------------------------------------------------------------------------ the whole step
+def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[int, int] = (512, 512),
+               margin: float = 1.0, subject_masks=None, if_no_face: str = "error", pitch_weight: float = 0.5,
+               upright: bool = True, identity_check: bool = True, progress=None) -> FaceViews:
+    """Select and crop `num_views` references from images (sequence of RGB uint8 [H, W, 3]).
+
+    subject_masks: None or a sequence of float [H, W] (1 = person), one per image (a single mask
+    is used for every image). if_no_face: "error" (a photo without a face is a mistake) or "skip"
+    (frames of a clip). Raises NoFaceError naming the images without a face, or how many usable
+    faces were found when fewer than num_views. progress: callback(done, total).
+    identity_check: embed the chosen views and add each
+    view's mean cosine similarity to the other views to its record (low values hint at a photo of
+    someone else).
+    """
+    if if_no_face not in ("error", "skip"):
+        raise ValueError(f"if_no_face must be 'error' or 'skip', got {if_no_face!r}")
+    images = list(images)
+    if not images:
+        raise NoFaceError("no images given")
+    if subject_masks is not None:
+        subject_masks = list(subject_masks)
+        if len(subject_masks) == 1:
+            subject_masks = subject_masks * len(images)
+        if len(subject_masks) != len(images):
+            raise ValueError(f"{len(subject_masks)} masks for {len(images)} images: give one mask per image "
+                             f"or a single mask for all")
+    cands = analyze_candidates(images, analyzer, progress)
+    missing = [c.index for c in cands if c.face is None]
+    usable = [c for c in cands if c.face is not None]
+    if missing and if_no_face == "error":
+        which = ", ".join(str(i) for i in missing)
+        raise NoFaceError(
+            f"no face found in input image(s) {which} (0-based index in the batch) of {len(images)}. Use photos "
+            f"where the face is clearly visible, remove those images, or set if_no_face to 'skip' for video "
+            f"frames.")
+    if len(usable) < num_views:
+        raise NoFaceError(
+            f"{num_views} views requested but only {len(usable)} of {len(images)} image(s) have a usable face"
+            + (f" (no face in: {', '.join(map(str, missing))})" if missing else "")
+            + f". Add photos of the person from other angles or lower num_views to {max(1, len(usable))}.")
+    pick = select_views([c.face.yaw for c in usable], [c.face.pitch for c in usable],
+                        [c.quality for c in usable], num_views, pitch_weight=pitch_weight)
+    chosen = [usable[i] for i in pick]
+    crops, masks, records = [], [], []
+    for v, c in enumerate(chosen):
+        m = None if subject_masks is None else subject_masks[c.index]
+        img, mk = crop_view(images[c.index], c.face, size, margin, m, upright)
+        crops.append(img)
+        masks.append(mk)
+        records.append({"view": v, **c.record()})
+    if identity_check and len(chosen) > 1:
+        embs = []
+        for c in chosen:
+            embs.append(_embed(analyzer, images[c.index], c.face))
+        if all(e is not None for e in embs):
+            for v in range(len(chosen)):
+                sims = [cosine(embs[v], embs[u]) for u in range(len(chosen)) if u != v]
+                records[v]["identity_similarity"] = round(float(np.mean(sims)), 4)
+    return FaceViews(np.stack(crops), np.stack(masks).astype(np.float32), records, cands)
+
+
+def _embed(analyzer: FaceAnalyzer, image: np.ndarray, face: Face):
+    fn = getattr(analyzer, "embed_face", None)
+    if fn is not None:
+        try:
+            return fn(image, face)
+        except FaceAnalysisError:
+            return None
+    f = analyzer.largest_face(image, embed=True)
+    return None if f is None else f.embedding
+
+
+# ------------------------------------------------------------------------------------ preview
+def preview_strip(crops: np.ndarray, views: list[dict], label_height: int = 0) -> np.ndarray:
+    """The chosen views side by side with 'view i  yaw / pitch / roll' under each: RGB uint8."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    v, h, w = crops.shape[:3]
+    lh = label_height or max(28, h // 8)
+    canvas = Image.new("RGB", (v * w, h + lh), (24, 24, 24))
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=max(12, int(lh * 0.42)))
+    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
+        font = ImageFont.load_default()
+    for i in range(v):
+        canvas.paste(Image.fromarray(crops[i]), (i * w, 0))
+        r = views[i] if i < len(views) else {}
+        text = (f"view {i}  yaw {r.get('yaw', 0):+.0f}  pitch {r.get('pitch', 0):+.0f}  "
+                f"roll {r.get('roll', 0):+.0f}")
+        tw = draw.textlength(text, font=font)
+        if tw > w - 8:  # narrow views: two lines
+            text = f"view {i}  yaw {r.get('yaw', 0):+.0f}\np {r.get('pitch', 0):+.0f} r {r.get('roll', 0):+.0f}"
+        draw.multiline_text((i * w + 6, h + 4), text, fill=(240, 240, 240), font=font, spacing=2)
+        if i:
+            draw.line([(i * w, 0), (i * w, h + lh)], fill=(24, 24, 24), width=2)
+    return np.asarray(canvas, np.uint8)

@@ -1,0 +1,56 @@
+"""Mv2ID Region Mask: the paper's random blocky masking of reference images."""
+from __future__ import annotations
+
+import torch
+
+from comfy_api.latest import io
+
+from ..mv2id_core import region_mask as core_mask
+
+CATEGORY = "Mv2ID/faces"
+
+
+class Mv2IDRegionMask(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDRegionMask",
+            display_name="Mv2ID Region Mask",
+            category=CATEGORY,
+            description=(
+                "Hides random square blocks covering `ratio` of every reference image (the paper masks 60% of "
+                "each reference during training, so no single view can be copied and the model must combine "
+                "views). Use it to preview or reproduce the training masks, or to test how a model copes with "
+                "partial references. Inference normally uses unmasked references."),
+            inputs=[
+                io.Image.Input("images", tooltip="Reference images (IMAGE batch), e.g. from Mv2ID Face Views."),
+                io.Float.Input("ratio", default=0.6, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "Fraction of each image hidden (exact in blocks; edge blocks may be partial). The paper "
+                    "uses 0.6.")),
+                io.Int.Input("block_size", default=32, min=1, max=1024, tooltip=(
+                    "Side of the square blocks in pixels (32 px = 4 latent pixels of the Wan VAE).")),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Seed of the random blocks; the same seed gives the same masks."),
+                io.Float.Input("fill", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=(
+                    "Value written into hidden pixels (1.0 = white, like the white reference background; 0.5 = "
+                    "grey).")),
+                io.Boolean.Input("complementary", default=False, tooltip=(
+                    "Keep every block visible in at least one view, so together the views show the whole "
+                    "face. Needs ratio <= (views - 1) / views.")),
+            ],
+            outputs=[
+                io.Image.Output("masked_images", tooltip="The images with the hidden blocks filled."),
+                io.Mask.Output("masks", tooltip="The masks, 1 = hidden (MASK batch, one per image)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, images, ratio, block_size, seed, fill, complementary) -> io.NodeOutput:
+        if not isinstance(images, torch.Tensor) or images.ndim != 4:
+            raise ValueError("images must be an IMAGE batch [B, H, W, C]")
+        masked, masks = core_mask.region_mask(images, float(ratio), int(block_size), int(seed), float(fill),
+                                              bool(complementary))
+        return io.NodeOutput(masked, masks.float())
+
+
+NODES = [Mv2IDRegionMask]

