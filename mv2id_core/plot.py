@@ -117,7 +117,7 @@ class _Panel:
             self.draw.line([p0, p1], fill=colour, width=width)
 
     def legend(self, items: list[tuple[str, tuple, bool]]):
-        d, (l, t, r, b), f = self.draw, self.box, self.font
+        d, (_, t, r, _), f = self.draw, self.box, self.font
         rows = [(label, col, dashed) for label, col, dashed in items]
         w = max(_text_size(d, lab, f)[0] for lab, _, _ in rows) + 40
         h = _text_size(d, "Ag", f)[1] + 6

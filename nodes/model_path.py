@@ -1,7 +1,6 @@
 """The Mv2ID model path: reference conditioning, RD-RoPE patch, guider and sampler nodes."""
 from __future__ import annotations
 
-import json
 
 import torch
 

@@ -6,7 +6,6 @@ is always stopped, also when tests fail or the session is interrupted.
 """
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

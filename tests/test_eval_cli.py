@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,26 +14,14 @@ from PIL import Image
 
 from mv2id_core.cli import eval as cli
 from mv2id_core.video_io import MediaError, count_frames, read_sampled_frames, write_video
+from photos import fit, load_photos, rot
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 128
 
 
-def _photos():
-    spec = importlib.util.find_spec("insightface")
-    if spec is None:
-        pytest.skip("the test photos ship with the insightface package, which is not installed")
-    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
-    return (np.asarray(Image.open(d / "Tom_Hanks_54745.png").convert("RGB")),
-            np.asarray(Image.open(d / "t1.jpg").convert("RGB")))
-
-
 def _fit(a):
-    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((SIZE, SIZE), Image.BICUBIC))
-
-
-def _rot(a, deg):
-    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
+    return fit(a, SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +35,14 @@ def analyzer():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory, analyzer):
-    tom, t1 = _photos()
+    tom, t1 = load_photos()
     root = tmp_path_factory.mktemp("eval")
     refs = root / "refs"
     refs.mkdir()
     Image.fromarray(_fit(tom)).save(refs / "front.png")
     Image.fromarray(_fit(tom[:, ::-1])).save(refs / "mirror.png")
     videos = root / "videos"
-    same = [_fit(tom), _fit(_rot(tom, 8)), _fit(tom[4:-2, 3:-5]), _fit(_rot(tom, -8)), _fit(tom[:, ::-1]),
+    same = [_fit(tom), _fit(rot(tom, 8)), _fit(tom[4:-2, 3:-5]), _fit(rot(tom, -8)), _fit(tom[:, ::-1]),
             np.full((SIZE, SIZE, 3), 60, np.uint8), _fit((tom * 0.8).astype(np.uint8)), _fit(tom)]
     faces = sorted(analyzer.analyze(t1, embed=False), key=lambda f: f.bbox[0])
     others = []

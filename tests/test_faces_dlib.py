@@ -6,9 +6,7 @@ rescales, pastes onto a canvas) are made here at run time.
 """
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,20 +14,12 @@ from PIL import Image
 
 from mv2id_core.faces import FaceAnalysisError, available_backends, backend_names, cosine, load_analyzer
 from mv2id_core.faces import pose as P
-
-
-def _images_dir() -> Path:
-    spec = importlib.util.find_spec("insightface")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the test photos ship with the insightface package, which is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
+from photos import load_photos, rot
 
 
 @pytest.fixture(scope="module")
 def photos():
-    d = _images_dir()
-    return (np.asarray(Image.open(d / "Tom_Hanks_54745.png").convert("RGB")),
-            np.asarray(Image.open(d / "t1.jpg").convert("RGB")))
+    return load_photos()
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +31,6 @@ def dlib_an():
 
 def _resize(a, size):
     return np.asarray(Image.fromarray(a).resize((size, size), Image.BICUBIC))
-
-
-def _rot(a, deg):
-    """PIL rotates counter-clockwise for positive degrees."""
-    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
 
 
 # ----------------------------------------------------------------------------- pose fit (pure numpy)
@@ -128,7 +113,7 @@ def test_group_photo_six_distinct_identities(dlib_an, photos):
 
 def test_same_identity_close_different_identities_far(dlib_an, photos):
     tom, t1 = photos
-    variants = [tom, tom[:, ::-1], _resize(tom, 256), _rot(tom, 8), (tom * 0.8).astype(np.uint8)]
+    variants = [tom, tom[:, ::-1], _resize(tom, 256), rot(tom, 8), (tom * 0.8).astype(np.uint8)]
     same = [dlib_an.largest_face(np.ascontiguousarray(v)).embedding for v in variants]
     others = [f.embedding for f in dlib_an.analyze(t1)]
     s_same = [cosine(a, b) for i, a in enumerate(same) for b in same[i + 1:]]
@@ -150,7 +135,7 @@ def test_flip_negates_yaw_and_roll_rotation_moves_roll(dlib_an, photos):
     assert base.yaw + flip.yaw == pytest.approx(0, abs=4)
     assert base.roll + flip.roll == pytest.approx(0, abs=4)
     assert base.pitch == pytest.approx(flip.pitch, abs=4)
-    ccw = dlib_an.largest_face(_rot(_resize(tom, 224), 12), embed=False)      # counter-clockwise 12 deg
+    ccw = dlib_an.largest_face(rot(_resize(tom, 224), 12), embed=False)      # counter-clockwise 12 deg
     up = dlib_an.largest_face(_resize(tom, 224), embed=False)
     assert ccw.roll - up.roll == pytest.approx(-12, abs=3)
     assert ccw.yaw == pytest.approx(up.yaw, abs=5)

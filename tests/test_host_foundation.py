@@ -1,12 +1,6 @@
 """The harness itself, proven against the real ComfyUI host with the tiny Wan 2.1 models."""
 from __future__ import annotations
 
-import math
-import os
-import subprocess
-import sys
-import textwrap
-
 import av
 import numpy as np
 import pytest

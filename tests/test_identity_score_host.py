@@ -5,10 +5,8 @@ graph the way a user's would: Load Video -> Get Video Components -> IMAGE frames
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,41 +15,24 @@ from PIL import Image
 import hostkit
 from graphs import Graph
 from mv2id_core.video_io import write_video
+from photos import T1_FACES, fit, load_photos, rot
 
 SIZE = 128
 
 
-def _photos():
-    spec = importlib.util.find_spec("insightface")
-    if spec is None:
-        pytest.skip("the test photos ship with the insightface package, which is not installed")
-    d = Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
-    return (np.asarray(Image.open(d / "Tom_Hanks_54745.png").convert("RGB")),
-            np.asarray(Image.open(d / "t1.jpg").convert("RGB")))
-
-
 def _fit(a):
-    return np.asarray(Image.fromarray(np.ascontiguousarray(a)).resize((SIZE, SIZE), Image.BICUBIC))
-
-
-def _rot(a, deg):
-    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
-
-
-# the six faces of t1.jpg (x1, y1, x2, y2), found once with dlib's HOG detector; crops with a margin
-T1_FACES = [(67, 283, 175, 390), (275, 176, 364, 265), (450, 295, 557, 402), (724, 367, 832, 474),
-            (870, 67, 999, 196), (1118, 283, 1226, 390)]
+    return fit(a, SIZE)
 
 
 @pytest.fixture(scope="module")
 def media(comfy):
-    tom, t1 = _photos()
+    tom, t1 = load_photos()
     d = comfy.input_dir
     Image.fromarray(_fit(tom)).save(d / "mv2id_id_front.png")
     Image.fromarray(_fit(tom[:, ::-1])).save(d / "mv2id_id_mirror.png")
     Image.new("RGB", (SIZE, SIZE), (128, 128, 128)).save(d / "mv2id_id_wall.png")
-    same = [_fit(tom), _fit(_rot(tom, 8)), np.full((SIZE, SIZE, 3), 70, np.uint8), _fit(tom[4:-2, 3:-5]),
-            _fit(tom[:, ::-1]), _fit(_rot(tom, -8))]
+    same = [_fit(tom), _fit(rot(tom, 8)), np.full((SIZE, SIZE, 3), 70, np.uint8), _fit(tom[4:-2, 3:-5]),
+            _fit(tom[:, ::-1]), _fit(rot(tom, -8))]
     others = []
     for x1, y1, x2, y2 in T1_FACES:
         m = (x2 - x1) // 2

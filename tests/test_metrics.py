@@ -1,17 +1,15 @@
 """Identity metrics: the math on hand-made embeddings, then real faces with the offline dlib backend."""
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from mv2id_core import metrics as M
 from mv2id_core.faces.base import Face, FaceAnalyzer
 from mv2id_core.plot import plot_report
+from photos import load_photos, fit, rot
 
 
 # ----------------------------------------------------------------------------- deterministic analyzers
@@ -265,27 +263,13 @@ def test_summary_row():
 
 
 # ----------------------------------------------------------------------------- real faces (dlib)
-def _insightface_images() -> Path:
-    spec = importlib.util.find_spec("insightface")
-    if spec is None:
-        pytest.skip("the test photos ship with the insightface package, which is not installed")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
-
-
-def _rot(a, deg):
-    return np.asarray(Image.fromarray(a).rotate(deg, resample=Image.BICUBIC, fillcolor=(128, 128, 128)))
-
-
 def _fit(a, size=128):
-    return np.asarray(Image.fromarray(a).resize((size, size), Image.BICUBIC))
+    return fit(a, size)
 
 
 @pytest.fixture(scope="module")
 def photos():
-    d = _insightface_images()
-    tom = np.asarray(Image.open(d / "Tom_Hanks_54745.png").convert("RGB"))
-    t1 = np.asarray(Image.open(d / "t1.jpg").convert("RGB"))
-    return tom, t1
+    return load_photos()
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +284,7 @@ def dlib_analyzer():
 def same_person_frames(tom):
     """Tom Hanks: crops, scales, small rotations and a flip of the one photo, 128x128."""
     h, w = tom.shape[:2]
-    return [_fit(tom), _fit(tom[:, ::-1]), _fit(_rot(tom, 10)), _fit(_rot(tom, -10)),
+    return [_fit(tom), _fit(tom[:, ::-1]), _fit(rot(tom, 10)), _fit(rot(tom, -10)),
             _fit(tom[4:h - 2, 3:w - 5]), _fit((tom * 0.75).astype(np.uint8))]
 
 
@@ -336,7 +320,7 @@ def test_real_faceless_frames_are_skipped_and_counted(photos, dlib_analyzer):
     rng = np.random.default_rng(0)
     blank = np.full((128, 128, 3), 200, np.uint8)
     noise = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
-    frames = [_fit(tom), blank, _fit(_rot(tom, 8)), noise, _fit(tom[:, ::-1])]
+    frames = [_fit(tom), blank, _fit(rot(tom, 8)), noise, _fit(tom[:, ::-1])]
     rep = M.score_video(frames, [_fit(tom)], dlib_analyzer, num_frames=0)
     assert rep["frames_with_face"] == 3 and rep["frames_without_face"] == 2
     assert rep["frames_without_face_indices"] == [1, 3]

@@ -14,9 +14,9 @@ documented interfaces in THIRD_PARTY.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +188,7 @@ def to_ui(spec: Spec, info: dict) -> dict:
             node["widgets_values"] = wvals
         nodes.append(node)
     return {
-        "id": f"mv2id-{spec.name}", "revision": 0, "last_node_id": max(n["id"] for n in nodes),
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mv2id/workflows/{spec.name}")), "revision": 0, "last_node_id": max(n["id"] for n in nodes),
         "last_link_id": len(links), "nodes": nodes, "links": links, "groups": spec.groups,
         "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}, "frontendVersion": "1.32.9"},
         "version": 0.4,
