@@ -10,6 +10,8 @@ documented interfaces in THIRD_PARTY.
 
     python tools/build_workflows.py            # starts the pinned host, rewrites workflows/*.json
     python tools/build_workflows.py --check    # only verifies the committed files are current
+    python tools/build_workflows.py --thumbnails   # also screenshots each loaded workflow in headless
+                                                   # Chromium: workflows/<name>.jpg, docs/quickstart.jpg
 """
 from __future__ import annotations
 
@@ -188,7 +190,8 @@ def to_ui(spec: Spec, info: dict) -> dict:
             node["widgets_values"] = wvals
         nodes.append(node)
     return {
-        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mv2id/workflows/{spec.name}")), "revision": 0, "last_node_id": max(n["id"] for n in nodes),
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"mv2id/workflows/{spec.name}")), "revision": 0,
+        "last_node_id": max(n["id"] for n in nodes),
         "last_link_id": len(links), "nodes": nodes, "links": links, "groups": spec.groups,
         "config": {}, "extra": {"ds": {"scale": 0.6, "offset": [40, 40]}, "frontendVersion": "1.32.9"},
         "version": 0.4,
@@ -229,17 +232,17 @@ NEGATIVE = ("blurry, low quality, distorted face, deformed, extra limbs, waterma
 
 
 def _multiview_core(s: Spec, interpolate: bool = False):
-    s.group("Models", [-20, -60, 400, 560])
+    s.group("Models", [-20, -60, 400, 540])
     s.node(1, "UNETLoader", (0, 0), {"unet_name": "wan2.1_t2v_14B_fp16.safetensors", "weight_dtype": "default"},
            size=(360, 90))
     s.node(2, "ModelSamplingSD3", (0, 130), {"shift": 8.0}, size=(360, 60))
     s.node(3, "CLIPLoader", (0, 230), {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan",
                                        "device": "default"}, size=(360, 110))
     s.node(4, "VAELoader", (0, 380), {"vae_name": "wan_2.1_vae.safetensors"}, size=(360, 60))
-    s.note(5, (0, 520), MODEL_NOTE, size=(380, 300))
+    s.note(5, (0, 510), MODEL_NOTE, size=(380, 320))
     s.link(1, 0, 2, "model")
 
-    s.group("1. Face photos -> multi-view references", [430, -60, 760, 900], color="#8A8")
+    s.group("1. Face photos -> multi-view references", [430, -60, 760, 1040], color="#8A8")
     for i, (nid, name) in enumerate([(10, "mv2id_face_front.png"), (11, "mv2id_face_left.png"),
                                      (12, "mv2id_face_right.png")]):
         s.node(nid, "LoadImage", (450 + 240 * i, 0), {"image": name}, title=f"Face photo {i + 1}", size=(230, 320))
@@ -250,11 +253,11 @@ def _multiview_core(s: Spec, interpolate: bool = False):
     s.node(15, "Mv2IDFaceAnalyzer", (450, 530), {"backend": "insightface"}, size=(300, 130))
     s.node(16, "Mv2IDFaceViews", (780, 360), {"num_views": 3}, size=(340, 260))
     s.link(14, 0, 16, "images"); s.link(15, 0, 16, "analyzer")
-    s.node(17, "PreviewImage", (780, 650), title="Chosen views", size=(340, 220))
+    s.node(17, "PreviewImage", (780, 730), title="Chosen views", size=(340, 220))
     s.link(16, 3, 17, "images")
-    s.note(18, (450, 700), FACES_NOTE, size=(300, 180))
+    s.note(18, (450, 760), FACES_NOTE, size=(300, 190))
 
-    s.group("2. Mv2ID sampling", [1220, -60, 820, 900], color="#88A")
+    s.group("2. Mv2ID sampling", [1220, -60, 820, 1040], color="#88A")
     s.node(20, "CLIPTextEncode", (1240, 0), {"text": POSITIVE}, title="Positive prompt", size=(380, 160))
     s.node(21, "CLIPTextEncode", (1240, 190), {"text": NEGATIVE}, title="Negative prompt", size=(380, 130))
     s.link(3, 0, 20, "clip"); s.link(3, 0, 21, "clip")
@@ -272,7 +275,7 @@ def _multiview_core(s: Spec, interpolate: bool = False):
     s.link(22, 2, 24, "negative_img_text"); s.link(22, 3, 24, "latent")
     s.note(25, (1650, 470), SAMPLE_NOTE, size=(360, 220))
 
-    s.group("3. Decode, upscale, save", [2070, -60, 760, 900], color="#A88")
+    s.group("3. Decode, upscale, save", [2070, -60, 760, 1040], color="#A88")
     s.node(30, "VAEDecode", (2090, 0), size=(220, 50))
     s.link(24, 0, 30, "samples"); s.link(4, 0, 30, "vae")
     s.node(31, "UpscaleModelLoader", (2090, 100), {"model_name": "RealESRGAN_x2.safetensors"}, size=(300, 60))
@@ -308,7 +311,7 @@ def spec_multiview() -> Spec:
 
 
 def spec_multiview_rife() -> Spec:
-    s = Spec("mv2id_multiview_t2v_rife")
+    s = Spec("mv2id_multiview_t2v_rife_vhs")
     _multiview_core(s, interpolate=True)
     return s
 
@@ -319,13 +322,13 @@ def spec_face_views() -> Spec:
     s.node(2, "GetVideoComponents", (340, 0), size=(240, 90))
     s.link(1, 0, 2, "video")
     s.node(3, "Mv2IDFaceAnalyzer", (340, 140), {"backend": "dlib"}, size=(300, 130))
-    s.node(4, "Mv2IDFaceViews", (680, 0), {"num_views": 3}, size=(340, 260))
+    s.node(4, "Mv2IDFaceViews", (680, 0), {"num_views": 3, "if_no_face": "skip"}, size=(340, 260))
     s.link(2, 0, 4, "images"); s.link(3, 0, 4, "analyzer")
     s.node(5, "PreviewImage", (1060, 0), title="Chosen views (with angles)", size=(360, 300))
     s.link(4, 3, 5, "images")
     s.node(6, "SaveImage", (1060, 340), {"filename_prefix": "mv2id/views"}, title="References", size=(360, 300))
     s.link(4, 0, 6, "images")
-    s.node(7, "PreviewAny", (680, 300), title="Per-view record (JSON)", size=(340, 200))
+    s.node(7, "PreviewAny", (680, 380), title="Per-view record (JSON)", size=(340, 200))
     s.link(4, 2, 7, "source")
     s.note(8, (0, 400), "## Pick references from a clip\nEvery frame is analysed; the views with the widest "
                         "spread of head yaw and good quality are cropped head-and-shoulders on white. "
@@ -349,6 +352,10 @@ def spec_identity_score() -> Spec:
     s.link(7, 3, 8, "images")
     s.node(9, "PreviewAny", (1120, 380), title="Full report (JSON)", size=(480, 300))
     s.link(7, 2, 9, "source")
+    s.node(11, "PreviewAny", (720, 560), title="MvRC", size=(170, 100))
+    s.link(7, 0, 11, "source")
+    s.node(12, "PreviewAny", (910, 560), title="FaceSim", size=(170, 100))
+    s.link(7, 1, 12, "source")
     s.note(10, (720, 340), "## Score a video\n**MvRC**: mean identity similarity to all references "
                            "(MvRC-Arc with insightface). **FaceSim**: OpenS2V protocol. The report adds "
                            "head pose per frame and a copy-paste index.", size=(360, 180))
@@ -362,29 +369,58 @@ def build_all(info: dict) -> dict[str, dict]:
     return {f().name: to_ui(f(), info) for f in ALL}
 
 
+def _write(out: dict) -> None:
+    WORKFLOWS.mkdir(exist_ok=True)
+    for name, wf in out.items():
+        path = WORKFLOWS / f"{name}.json"
+        path.write_text(json.dumps(wf, indent=2) + "\n")
+        print(f"wrote {path.relative_to(ROOT)}")
+
+
+def thumbnails(srv, names) -> None:
+    """workflows/<name>.jpg (the template browser's thumbnail) and docs/quickstart.jpg, from the real page."""
+    import comfy_browser
+    import run_workflow
+
+    run_workflow.example_photos(srv.input_dir)     # so the Load Image nodes show the example faces
+    srv.post("/settings/Comfy.Minimap.Visible", False)
+    with comfy_browser.open_page(srv, width=2560, height=1200) as page:
+        for name in names:
+            path = WORKFLOWS / f"{name}.json"
+            count = len(json.loads(path.read_text())["nodes"])
+            comfy_browser.load_workflow(page, path, count, settle=2.0)
+            comfy_browser.dismiss_dialogs(page)
+            comfy_browser.fit_graph(page)
+            comfy_browser.screenshot_jpeg(page, WORKFLOWS / f"{name}.jpg", width=1024)
+            print(f"wrote workflows/{name}.jpg")
+            if name == "mv2id_multiview_t2v":
+                comfy_browser.screenshot_jpeg(page, ROOT / "docs" / "quickstart.jpg", width=1920, quality=88)
+                print("wrote docs/quickstart.jpg")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--check", action="store_true", help="fail if workflows/ differs from what would be written")
+    ap.add_argument("--thumbnails", action="store_true",
+                    help="also write workflows/<name>.jpg and docs/quickstart.jpg from headless Chromium")
     a = ap.parse_args(argv)
     host = hostkit.HostConfig.from_env()
     base = hostkit.temp_base("mv2id-build-")
     try:
         with hostkit.ComfyServer(host, base) as srv:
             info = srv.object_info()
+            out = build_all(info)
+            if a.thumbnails and not a.check:
+                _write(out)
+                thumbnails(srv, list(out))
+                return
     finally:
         hostkit.remove_tree(base)
-    out = build_all(info)
-    stale = []
-    for name, wf in out.items():
-        path = WORKFLOWS / f"{name}.json"
-        text = json.dumps(wf, indent=2) + "\n"
-        if a.check:
-            if not path.is_file() or path.read_text() != text:
-                stale.append(name)
-        else:
-            WORKFLOWS.mkdir(exist_ok=True)
-            path.write_text(text)
-            print(f"wrote {path.relative_to(ROOT)}")
+    if not a.check:
+        _write(out)
+        return
+    stale = [name for name, wf in out.items() if not (WORKFLOWS / f"{name}.json").is_file()
+             or (WORKFLOWS / f"{name}.json").read_text() != json.dumps(wf, indent=2) + "\n"]
     if stale:
         sys.exit(f"stale workflows (run python tools/build_workflows.py): {', '.join(stale)}")
 

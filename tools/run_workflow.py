@@ -92,7 +92,7 @@ def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict
                 notes.append(f"upscale model {name!r} not installed: upscaling bypassed")
                 bypass(p, nid, "image")
         if node["class_type"] == "Mv2IDFaceAnalyzer" and node["inputs"].get("backend") == "insightface":
-            pack = node["inputs"].get("model_pack", "antelopev2")
+            pack = node["inputs"].get("insightface_pack", "antelopev2")
             if not any((d / "insightface" / "models" / pack).is_dir() for d in (comfy_models,)):
                 notes.append(f"insightface pack {pack!r} not installed: using the offline dlib backend")
                 node["inputs"]["backend"] = "dlib"

@@ -1,0 +1,204 @@
+"""The user's journey, for real: open ComfyUI in headless Chromium, load each example workflow
+from workflows/, check nothing is missing, switch to the tiny models, press Queue, and wait
+for the output. Screenshots of every loaded graph are kept in out/test-artifacts/."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import build_workflows
+import comfy_browser
+import hostkit
+import run_workflow
+from mv2id_core.video_io import read_frames, write_video
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "workflows"
+ARTIFACTS = ROOT / "out" / "test-artifacts"
+CORE_ONLY = ["mv2id_multiview_t2v", "mv2id_face_views", "mv2id_identity_score"]
+THIRD_PARTY = ["mv2id_multiview_t2v_rife_vhs"]
+TINY = {"width": 128, "height": 96, "length": 9}
+
+
+def _load(name):
+    return json.loads((WORKFLOWS / f"{name}.json").read_text())
+
+
+# ----------------------------------------------------------------------------- static checks
+def test_committed_workflows_are_current(comfy):
+    """workflows/*.json are exactly what tools/build_workflows.py writes for today's nodes."""
+    built = build_workflows.build_all(comfy.object_info())
+    for name, wf in built.items():
+        assert _load(name) == json.loads(json.dumps(wf)), \
+            f"workflows/{name}.json is stale: run python tools/build_workflows.py"
+
+
+@pytest.mark.parametrize("name", CORE_ONLY + THIRD_PARTY)
+def test_workflow_nodes_and_links_are_consistent(comfy, name):
+    wf = _load(name)
+    info = comfy.object_info()
+    nodes = {n["id"]: n for n in wf["nodes"]}
+    for n in wf["nodes"]:
+        if n["type"] in ("Note", "MarkdownNote"):
+            continue
+        known = n["type"] in info or (name in THIRD_PARTY and n["type"] in build_workflows.THIRD_PARTY)
+        assert known, f"{name}: unknown node type {n['type']!r}"
+    for link_id, src, src_slot, dst, dst_slot, typ in wf["links"]:
+        s, d = nodes[src], nodes[dst]
+        assert s["outputs"][src_slot]["type"] == typ and link_id in s["outputs"][src_slot]["links"]
+        assert d["inputs"][dst_slot]["link"] == link_id
+        assert d["inputs"][dst_slot]["type"] in (typ, "*")
+    if name in THIRD_PARTY:
+        by_type = {n["type"]: n for n in wf["nodes"]}
+        assert {"RIFE VFI", "VHS_VideoCombine"} <= set(by_type)
+        # the third-party nodes carry their registry ids, so ComfyUI-Manager can offer to install them
+        assert by_type["RIFE VFI"]["properties"]["cnr_id"] == "comfyui-frame-interpolation"
+        assert by_type["VHS_VideoCombine"]["properties"]["cnr_id"] == "comfyui-videohelpersuite"
+        # and are wired as documented: upscaled frames -> RIFE -> Video Combine
+        links = {(lk[1], lk[3]) for lk in wf["links"]}
+        rife, vhs = by_type["RIFE VFI"]["id"], by_type["VHS_VideoCombine"]["id"]
+        assert (rife, vhs) in links and any(dst == rife and nodes[src]["type"] == "ImageScale" for src, dst in links)
+
+
+def test_workflows_have_thumbnails():
+    """The template browser shows workflows/<name>.jpg next to workflows/<name>.json."""
+    for path in WORKFLOWS.glob("*.json"):
+        thumb = path.with_suffix(".jpg")
+        assert thumb.is_file(), f"{thumb.name} missing: run python tools/build_workflows.py --thumbnails"
+        im = Image.open(thumb)
+        assert im.format == "JPEG" and im.width >= 512 and np.asarray(im.convert("L")).std() > 5
+
+
+# ----------------------------------------------------------------------------- in the browser
+@pytest.fixture(scope="module")
+def page(comfy):
+    if not comfy_browser.chromium_available():
+        pytest.skip("Debian chromium is not installed (tools/setup_host.sh installs it when run as root)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with comfy_browser.open_page(comfy) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def inputs(comfy):
+    """The files the workflows reference: the demo's example photos and two short clips of them."""
+    run_workflow.example_photos(comfy.input_dir)
+    photos = [np.asarray(Image.open(comfy.input_dir / n).convert("RGB").resize((160, 160)))
+              for n in run_workflow.PHOTO_NAMES]
+    write_video(comfy.input_dir / "mv2id_face_clip.mp4", photos * 3, fps=8)
+    write_video(comfy.input_dir / "mv2id_generated.mp4", [photos[0], photos[1]] * 4, fps=8)
+    return photos
+
+
+# what a person does by hand on a machine without the real weights: pick the tiny model files,
+# pick the dlib backend, make the video small, remove the upscaler, and (test-only) feed the
+# text conditioning from the test node because umT5-XXL cannot be shrunk
+TO_TINY = """(tiny) => {
+  const g = app.graph;
+  const link = (id) => g.links[id] ?? g.links.get?.(id);
+  const set = (n, name, v) => { const w = (n.widgets || []).find(w => w.name === name); if (w) w.value = v; };
+  for (const n of [...g.nodes]) {
+    set(n, 'unet_name', 'mv2id_tiny_wan21_t2v.safetensors');
+    set(n, 'vae_name', 'mv2id_tiny_wan21_vae.safetensors');
+    if (n.type === 'Mv2IDFaceAnalyzer') set(n, 'backend', 'dlib');
+    if (n.type === 'Mv2IDFaceViews') { set(n, 'width', tiny.ref); set(n, 'height', tiny.ref); }
+    if (n.type === 'Mv2IDReferenceConditioning') { set(n, 'width', tiny.width); set(n, 'height', tiny.height); set(n, 'length', tiny.length); }
+    if (n.type === 'Mv2IDSampler') set(n, 'steps', 3);
+    if (n.type === 'ImageScale') { set(n, 'width', tiny.width); set(n, 'height', tiny.height); }
+  }
+  for (const enc of g.nodes.filter(n => n.type === 'CLIPTextEncode')) {
+    const repl = LiteGraph.createNode('Mv2IDTestConditioning');
+    repl.pos = [enc.pos[0], enc.pos[1]];
+    g.add(repl);
+    set(repl, 'seed', enc.id);
+    for (const linkId of [...(enc.outputs[0].links || [])]) {
+      const l = link(linkId);
+      repl.connect(0, g.getNodeById(l.target_id), l.target_slot);
+    }
+    g.remove(enc);
+  }
+  for (const n of g.nodes.filter(n => n.type === 'CLIPLoader')) g.remove(n);
+  for (const up of g.nodes.filter(n => n.type === 'ImageUpscaleWithModel')) {
+    const inLink = link(up.inputs.find(i => i.name === 'image').link);
+    const src = g.getNodeById(inLink.origin_id);
+    for (const linkId of [...(up.outputs[0].links || [])]) {
+      const l = link(linkId);
+      src.connect(inLink.origin_slot, g.getNodeById(l.target_id), l.target_slot);
+    }
+    g.remove(up);
+  }
+  for (const n of g.nodes.filter(n => n.type === 'UpscaleModelLoader')) g.remove(n);
+  g.setDirtyCanvas(true, true);
+  return g.nodes.length;
+}"""
+TINY = {"width": 128, "height": 96, "length": 9, "ref": 128}
+
+
+def _node_id(wf: dict, ntype: str, title: str | None = None) -> str:
+    (nid,) = [n["id"] for n in wf["nodes"] if n["type"] == ntype and (title is None or n.get("title") == title)]
+    return str(nid)
+
+
+def _check_main(comfy, wf, entry):
+    (video,) = comfy.output_files(entry, _node_id(wf, "SaveVideo"))
+    frames, total = read_frames(video)
+    frames = np.stack(frames)
+    assert total == TINY["length"] and frames.shape == (TINY["length"], TINY["height"], TINY["width"], 3)
+    assert np.isfinite(frames.astype(np.float32)).all() and frames.std() > 0
+    (preview,) = comfy.output_files(entry, _node_id(wf, "PreviewImage"))
+    assert Image.open(preview).size[0] == 3 * TINY["ref"]
+
+
+def _check_face_views(comfy, wf, entry):
+    refs = comfy.output_files(entry, _node_id(wf, "SaveImage"))
+    assert len(refs) == 3 and all(Image.open(p).size == (TINY["ref"], TINY["ref"]) for p in refs)
+    rep = json.loads(comfy.ui_outputs(entry, _node_id(wf, "PreviewAny"))["text"][0])
+    assert len(rep["views"]) == 3 and rep["faces_found"] == 9
+    yaws = [v["yaw"] for v in rep["views"]]
+    assert yaws == sorted(yaws) and yaws[0] < 0 < yaws[-1]
+
+
+def _check_identity_score(comfy, wf, entry):
+    (plot,) = comfy.output_files(entry, _node_id(wf, "PreviewImage"))
+    assert np.asarray(Image.open(plot).convert("L")).std() > 10
+    rep = json.loads(comfy.ui_outputs(entry, _node_id(wf, "PreviewAny", "Full report (JSON)"))["text"][0])
+    assert rep["frames_with_face"] > 0 and rep["mvrc"] is not None and rep["mvrc"] > 0.5
+    mvrc = float(comfy.ui_outputs(entry, _node_id(wf, "PreviewAny", "MvRC"))["text"][0])
+    assert mvrc == pytest.approx(rep["mvrc"], abs=1e-5)
+
+
+CHECKS = {"mv2id_multiview_t2v": _check_main, "mv2id_face_views": _check_face_views,
+          "mv2id_identity_score": _check_identity_score}
+
+
+@pytest.mark.parametrize("name", CORE_ONLY)
+def test_workflow_loads_queues_and_finishes_in_the_browser(comfy, page, inputs, name):
+    wf = _load(name)
+    state = comfy_browser.load_workflow(page, WORKFLOWS / f"{name}.json", len(wf["nodes"]))
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    assert state["missing"] == [], f"missing nodes: {state['missing']}"
+    assert state["links"] == len(wf["links"])
+    assert not page.locator("text=Some Nodes Are Missing").is_visible()
+
+    page.evaluate(TO_TINY, TINY)
+    answer = comfy_browser.queue_from_page(page)
+    assert answer["_status"] == 200 and not answer.get("node_errors"), f"validation failed: {answer}"
+    entry = comfy.wait(answer["prompt_id"], timeout=300)
+    page.screenshot(path=str(ARTIFACTS / f"{name}_queued.png"))
+    assert entry["status"]["status_str"] == "success", hostkit.execution_error(entry)
+    CHECKS[name](comfy, wf, entry)
+    assert page.errors == [], page.errors
+
+
+def test_third_party_workflow_reports_exactly_its_missing_nodes(comfy, page):
+    """Without the two third-party packs the page names exactly their nodes as missing, nothing of ours."""
+    (name,) = THIRD_PARTY
+    wf = _load(name)
+    state = comfy_browser.load_workflow(page, WORKFLOWS / f"{name}.json", len(wf["nodes"]))
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    comfy_browser.dismiss_dialogs(page)
+    assert sorted(set(state["missing"])) == ["RIFE VFI", "VHS_VideoCombine"]
