@@ -121,3 +121,26 @@ def position_ids(video_frames: int, num_refs: int, h_len: int, w_len: int, confi
     n_video = video_frames * h_len * w_len
     ids[n_video:] = reference_ids(num_refs, video_frames, h_len, w_len, config, rope_options, device=device, dtype=ids.dtype)
     return ids
+
+
+# ----------------------------------------------------------------------------- file metadata
+METADATA_PREFIX = "mv2id.rdrope."
+
+
+def config_to_metadata(config: RDRoPEConfig) -> dict:
+    """safetensors metadata (str -> str) recording the RD-RoPE settings a model was trained with."""
+    return {METADATA_PREFIX + "mode": config.mode, METADATA_PREFIX + "offset": repr(float(config.offset)),
+            METADATA_PREFIX + "first_index": str(int(config.first_index))}
+
+
+def config_from_metadata(metadata: dict | None) -> RDRoPEConfig | None:
+    """The RDRoPEConfig recorded by config_to_metadata, or None when the file carries none."""
+    md = metadata or {}
+    if METADATA_PREFIX + "mode" not in md:
+        return None
+    try:
+        return RDRoPEConfig(mode=md[METADATA_PREFIX + "mode"],
+                            offset=float(md.get(METADATA_PREFIX + "offset", 1.0)),
+                            first_index=int(md.get(METADATA_PREFIX + "first_index", 1)))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"bad RD-RoPE metadata {dict((k, v) for k, v in md.items() if k.startswith(METADATA_PREFIX))}: {e}") from None

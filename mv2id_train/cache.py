@@ -1,0 +1,209 @@
+"""mv2id-cache: encode a training manifest once into a latent cache (see cache_format).
+
+    mv2id-cache --manifest DATA/manifest.jsonl --vae wan_2.1_vae.safetensors \
+        (--text-encoder umt5_xxl_fp16.safetensors | --context-file contexts.safetensors) \
+        --out CACHE [--width 832 --height 480] [--mask-draws 4 --mask-ratio 0.6 --mask-block 32] [--shard i/n]
+
+Video clips: the manifest's frames, resized and centre-cropped to width x height, VAE-encoded.
+References: each crop fitted to the video size on white (pad_white, as Mv2ID Reference
+Conditioning does by default), region-masked in pixel space (mv2id_core.region_mask) with
+--mask-draws independent seeded draws, each reference encoded on its own as one latent frame.
+Captions: umT5 through ComfyUI's text-encoder loader (CLIPLoader type "wan"), so the trainer
+never holds the text encoder. Without a text encoder, --context-file gives precomputed
+embeddings: a safetensors file with a tensor per sample id and/or "default" ([L, 4096]), e.g.
+written by an earlier --text-encoder run (--save-contexts). Resumable: samples already in the
+cache are skipped.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import zlib
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "mv2id_train"
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mv2id_core import references as core_refs  # noqa: E402
+from mv2id_core.region_mask import apply_region_masks, region_masks  # noqa: E402
+
+from .cache_format import CacheWriter  # noqa: E402
+from .comfy_env import import_comfy  # noqa: E402
+
+PROG = "mv2id-cache"
+
+
+def load_vae(path):
+    comfy = import_comfy()
+    import comfy.sd
+    sd, metadata = comfy.utils.load_torch_file(str(path), safe_load=True, return_metadata=True)
+    vae = comfy.sd.VAE(sd=sd, metadata=metadata)
+    vae.throw_exception_if_invalid()
+    if getattr(vae, "latent_channels", None) != 16:
+        raise ValueError(f"{path} is not a Wan 2.1 VAE (latent channels {getattr(vae, 'latent_channels', '?')})")
+    return vae
+
+
+def load_text_encoder(path):
+    comfy = import_comfy()
+    import comfy.sd
+    return comfy.sd.load_clip(ckpt_paths=[str(path)], clip_type=comfy.sd.CLIPType.WAN)
+
+
+def encode_caption(clip, text: str) -> torch.Tensor:
+    """[L, 4096]: what CLIPTextEncode puts into the conditioning for this text."""
+    cond = clip.encode_from_tokens(clip.tokenize(text))
+    return cond[0].float().cpu()
+
+
+def fit_frames(frames: np.ndarray | torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """[F, H, W, 3] uint8 or float -> [F, height, width, 3] float 0..1, resized and centre-cropped."""
+    x = torch.as_tensor(np.asarray(frames))
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    return core_refs.fit_references(x.float(), width, height, "center_crop")
+
+
+def encode_video(vae, frames: torch.Tensor) -> torch.Tensor:
+    """[F, H, W, 3] (F = 4n+1) -> [16, (F-1)/4+1, H/8, W/8]."""
+    core_refs.check_length(frames.shape[0])
+    return vae.encode(frames)[0].float().cpu()
+
+
+def mask_seed(sample_id: str, draw: int, seed: int = 0) -> int:
+    return (zlib.crc32(sample_id.encode()) * 1009 + draw * 7 + seed * 1_000_003) % (2**62)
+
+
+def encode_references(vae, refs: torch.Tensor, width: int, height: int, draws: int, ratio: float, block: int,
+                      sample_id: str, seed: int = 0, complementary: bool = False) -> list[torch.Tensor]:
+    """refs [K, H, W, 3] float -> `draws` latents [16, K, h, w], each from an independent mask draw."""
+    fitted = core_refs.fit_references(refs, width, height, "pad_white")
+    out = []
+    for d in range(draws):
+        if ratio > 0:
+            m = region_masks(fitted.shape[0], height, width, ratio=ratio, block_size=block,
+                             seed=mask_seed(sample_id, d, seed), complementary=complementary)
+            imgs = apply_region_masks(fitted, m, fill=1.0)
+        else:
+            imgs = fitted
+        lat = core_refs.encode_references(imgs, lambda img: vae.encode(img))
+        out.append(lat[0].float().cpu())
+    return out
+
+
+def _parse_shard(text):
+    i, n = (int(v) for v in text.split("/"))
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--manifest", required=True, help="manifest.jsonl written by mv2id-data")
+    ap.add_argument("--vae", required=True, help="Wan 2.1 VAE (.safetensors)")
+    ap.add_argument("--text-encoder", help="umT5-XXL text encoder (.safetensors), loaded as CLIPLoader type 'wan'")
+    ap.add_argument("--context-file", help="precomputed text embeddings (safetensors: <sample id> or 'default' -> [L, 4096])")
+    ap.add_argument("--save-contexts", help="also write the computed embeddings to this safetensors file")
+    ap.add_argument("--out", required=True, help="cache folder")
+    ap.add_argument("--width", type=int, default=832)
+    ap.add_argument("--height", type=int, default=480)
+    ap.add_argument("--mask-draws", type=int, default=4, help="independent region-mask draws per sample")
+    ap.add_argument("--mask-ratio", type=float, default=0.6, help="hidden fraction of every reference (0: no masking)")
+    ap.add_argument("--mask-block", type=int, default=32, help="mask block size in pixels")
+    ap.add_argument("--mask-complementary", action="store_true", help="keep every block visible in some view")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: this machine's share of the samples")
+    ap.add_argument("--shard-size", type=int, default=64, help="samples per safetensors shard file")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    return ap
+
+
+def read_manifest(path) -> list[dict]:
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    return rows
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.width % 16 or a.height % 16:
+        print(f"{PROG}: width and height must be multiples of 16", file=sys.stderr)
+        return 2
+    if not a.text_encoder and not a.context_file:
+        print(f"{PROG}: give --text-encoder (umT5) or --context-file (precomputed embeddings)", file=sys.stderr)
+        return 2
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    from mv2id_core.video_io import load_image, read_frames
+
+    manifest = Path(a.manifest)
+    rows = read_manifest(manifest)
+    i, n = a.shard
+    rows = [r for k, r in enumerate(rows) if k % n == i]
+    settings = {"width": a.width, "height": a.height, "mask_draws": a.mask_draws, "mask_ratio": a.mask_ratio,
+                "mask_block": a.mask_block, "mask_complementary": a.mask_complementary, "seed": a.seed,
+                "vae": Path(a.vae).name, "text_encoder": Path(a.text_encoder).name if a.text_encoder else None,
+                "manifest": str(manifest)}
+    writer = CacheWriter(a.out, settings, shard_size=a.shard_size, shard_tag=f"{i:05d}-of-{n:05d}")
+    done = writer.done_ids()
+    todo = [r for r in rows if r["id"] not in done]
+    vae = load_vae(a.vae)
+    clip = load_text_encoder(a.text_encoder) if a.text_encoder else None
+    contexts = {}
+    if a.context_file:
+        with safe_open(a.context_file, "pt") as f:
+            contexts = {k: f.get_tensor(k) for k in f.keys()}
+    saved = {}
+    bar = None
+    if a.progress:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=PROG, unit="clip")
+        except ImportError:
+            pass
+    failed = 0
+    for r in todo:
+        try:
+            frames, _ = read_frames(r["video"], r["frame_indices"])
+            video = encode_video(vae, fit_frames(np.stack(frames), a.width, a.height))
+            ref_paths = [p if Path(p).is_absolute() else str(manifest.parent / p) for p in r["references"]]
+            refs = torch.from_numpy(np.stack([load_image(p) for p in ref_paths])).float() / 255.0
+            ref_lat = encode_references(vae, refs, a.width, a.height, a.mask_draws, a.mask_ratio, a.mask_block,
+                                        r["id"], a.seed, a.mask_complementary)
+            cap = r.get("caption") or ""
+            if clip is not None:
+                ctx = encode_caption(clip, cap)
+                saved[r["id"]] = ctx
+            elif r["id"] in contexts:
+                ctx = contexts[r["id"]]
+            elif "default" in contexts:
+                ctx = contexts["default"]
+            else:
+                raise KeyError(f"no embedding for sample {r['id']} (and no 'default') in {a.context_file}")
+            if ctx.ndim == 3:
+                ctx = ctx[0]
+            writer.add(r["id"], video, ref_lat, ctx, cap, {"video": r["video"]})
+        except Exception as e:  # one bad clip must not stop a long run
+            failed += 1
+            print(f"{PROG}: {r['id']}: {type(e).__name__}: {e}", file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+    writer.close()
+    if bar is not None:
+        bar.close()
+    if a.save_contexts and saved:
+        save_file({k: v.contiguous() for k, v in saved.items()}, a.save_contexts)
+    print(json.dumps({"cache": str(Path(a.out) / "index.json"), "samples": len(writer.samples), "failed": failed}))
+    return 0 if failed == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The latent cache that mv2id-train reads (written by mv2id-cache, or by tests directly).
+
+<cache>/index.json
+    {"format": "mv2id-cache", "version": 1, "settings": {...},
+     "samples": [{"id": str, "shard": "shard-00000-of-00001.safetensors", "num_draws": D,
+                  "video_shape": [16, F, h, w], "num_refs": K, "context_len": L, "caption": str}]}
+<cache>/shard-*.safetensors
+    "<id>/video"    [16, F, h, w]  Wan VAE latent of the training clip (as comfy's VAE.encode gives it)
+    "<id>/refs/<d>" [16, K, h, w]  the K references, region-masked with mask draw d, each encoded on
+                                   its own as one latent frame (as Mv2ID Reference Conditioning does)
+    "<id>/context"  [L, 4096]      umT5 text embedding of the caption (CLIPLoader type "wan")
+
+Latents are stored as the VAE returns them; the trainer moves them into the model's space with
+Wan21 latent_format.process_in, as ComfyUI does for the video latent and for time_dim_concat.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+FORMAT = "mv2id-cache"
+VERSION = 1
+
+
+class CacheWriter:
+    """Append samples; flushes a shard every `shard_size` samples. Call close() to write the index."""
+
+    def __init__(self, out_dir, settings: dict | None = None, shard_size: int = 64, shard_tag: str = "00000-of-00001"):
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.settings = settings or {}
+        self.shard_size = shard_size
+        self.tag = shard_tag
+        self.samples, self._pending, self._tensors, self._n_shards = [], [], {}, 0
+        idx = self.out / f"index-{self.tag}.json"
+        if idx.is_file():   # resume: keep what is already written
+            old = json.loads(idx.read_text())
+            self.samples = old["samples"]
+            self._n_shards = len({s["shard"] for s in self.samples})
+
+    def done_ids(self) -> set:
+        return {s["id"] for s in self.samples}
+
+    def add(self, sample_id: str, video: torch.Tensor, refs: list[torch.Tensor], context: torch.Tensor, caption: str = "",
+            extra: dict | None = None):
+        sid = str(sample_id)
+        if "/" in sid:
+            raise ValueError(f"sample id must not contain '/': {sid!r}")
+        self._tensors[f"{sid}/video"] = video.detach().float().cpu().contiguous()
+        for d, r in enumerate(refs):
+            self._tensors[f"{sid}/refs/{d}"] = r.detach().float().cpu().contiguous()
+        self._tensors[f"{sid}/context"] = context.detach().float().cpu().contiguous()
+        self._pending.append({"id": sid, "num_draws": len(refs), "video_shape": list(video.shape),
+                              "num_refs": int(refs[0].shape[1]), "context_len": int(context.shape[0]),
+                              "caption": caption, **(extra or {})})
+        if len(self._pending) >= self.shard_size:
+            self.flush()
+
+    def flush(self):
+        if not self._pending:
+            return
+        from safetensors.torch import save_file
+        name = f"shard-{self.tag}-{self._n_shards:05d}.safetensors"
+        tmp = self.out / (name + ".tmp")
+        save_file(self._tensors, str(tmp), metadata={"format": FORMAT})
+        os.replace(tmp, self.out / name)
+        for s in self._pending:
+            s["shard"] = name
+        self.samples.extend(self._pending)
+        self._pending, self._tensors = [], {}
+        self._n_shards += 1
+        self._write_index(self.out / f"index-{self.tag}.json")
+
+    def _write_index(self, path):
+        tmp = Path(str(path) + ".tmp")
+        tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, "settings": self.settings,
+                                   "samples": self.samples}, indent=1))
+        os.replace(tmp, path)
+
+    def close(self):
+        self.flush()
+        merge_indexes(self.out)
+
+
+def merge_indexes(out_dir) -> Path:
+    """index.json = the union of every index-<tag>.json (one per shard of a --shard i/n run)."""
+    out = Path(out_dir)
+    samples, settings = [], {}
+    for p in sorted(out.glob("index-*.json")):
+        d = json.loads(p.read_text())
+        samples.extend(d["samples"])
+        settings = settings or d.get("settings", {})
+    tmp = out / "index.json.tmp"
+    tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, "settings": settings, "samples": samples}, indent=1))
+    os.replace(tmp, out / "index.json")
+    return out / "index.json"
+
+
+class CachedDataset:
+    """Random access to cached samples: ds.get(i, draw) -> {"video", "refs", "context"}."""
+
+    def __init__(self, cache_dir):
+        self.dir = Path(cache_dir)
+        index = self.dir / "index.json"
+        if not index.is_file():
+            raise FileNotFoundError(f"{index} not found: build the cache with mv2id-cache first")
+        d = json.loads(index.read_text())
+        if d.get("format") != FORMAT:
+            raise ValueError(f"{index} is not an Mv2ID latent cache")
+        self.samples = d["samples"]
+        self.settings = d.get("settings", {})
+        if not self.samples:
+            raise ValueError(f"{index} lists no samples")
+        self._files = {}
+
+    def __len__(self):
+        return len(self.samples)
+
+    def _file(self, shard):
+        f = self._files.get(shard)
+        if f is None:
+            from safetensors import safe_open
+            f = self._files[shard] = safe_open(str(self.dir / shard), "pt")
+        return f
+
+    def get(self, i: int, draw: int = 0) -> dict:
+        s = self.samples[i]
+        f = self._file(s["shard"])
+        sid = s["id"]
+        return {"video": f.get_tensor(f"{sid}/video"), "refs": f.get_tensor(f"{sid}/refs/{draw % s['num_draws']}"),
+                "context": f.get_tensor(f"{sid}/context"), "id": sid}

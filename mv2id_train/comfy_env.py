@@ -1,0 +1,62 @@
+"""Find and import ComfyUI's model code (WanModel, the VAE, the text-encoder loader).
+
+Looked up in this order: $MV2ID_COMFYUI, $COMFYUI_PATH, the pinned test host written by
+tools/setup_host.sh (<repo>/.host/env.sh), and a ComfyUI folder that contains this pack
+(<ComfyUI>/custom_nodes/ComfyUI-Mv2ID). On a machine without CUDA, ComfyUI is put in CPU mode
+before its model management is imported.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_COMFY = None
+
+
+class ComfyNotFound(RuntimeError):
+    pass
+
+
+def locate_comfyui() -> Path:
+    for var in ("MV2ID_COMFYUI", "COMFYUI_PATH"):
+        if os.environ.get(var):
+            p = Path(os.environ[var]).expanduser()
+            if (p / "comfy").is_dir():
+                return p
+            raise ComfyNotFound(f"${var}={p} is not a ComfyUI folder (no comfy/ inside)")
+    env_sh = Path(os.environ.get("MV2ID_HOST_DIR", ROOT / ".host")) / "env.sh"
+    if env_sh.is_file():
+        for line in env_sh.read_text().splitlines():
+            if line.startswith("export MV2ID_COMFYUI="):
+                p = Path(line.split("=", 1)[1].strip().strip('"'))
+                if (p / "comfy").is_dir():
+                    return p
+    if ROOT.parent.name == "custom_nodes" and (ROOT.parent.parent / "comfy").is_dir():
+        return ROOT.parent.parent
+    raise ComfyNotFound("ComfyUI not found: set COMFYUI_PATH=/path/to/ComfyUI (training uses its Wan model code)")
+
+
+def import_comfy(cpu: bool | None = None):
+    """Put ComfyUI on sys.path and import what training needs; returns the `comfy` package."""
+    global _COMFY
+    if _COMFY is not None:
+        return _COMFY
+    path = str(locate_comfyui())
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import torch
+    from comfy.cli_args import args
+    if cpu is None:
+        cpu = not torch.cuda.is_available()
+    if cpu:
+        args.cpu = True
+    import comfy.ops  # noqa: F401
+    import comfy.utils  # noqa: F401
+    import comfy.ldm.wan.model  # noqa: F401
+    import comfy.latent_formats  # noqa: F401
+    import comfy.patcher_extension  # noqa: F401
+    import comfy
+    _COMFY = comfy
+    return comfy

@@ -1,0 +1,119 @@
+"""The Wan 2.1 model exactly as ComfyUI runs it, set up for training.
+
+- load_wan: a bare comfy.ldm.wan.model.WanModel from a ComfyUI-format safetensors file (the
+  file UNETLoader loads), config detected by ComfyUI's own comfy.model_detection.
+- RD-RoPE: the very RDRoPEEncode object that the inference patch installs
+  (mv2id_core.host_adapter), put on this WanModel instance, plus the same DIFFUSION_MODEL
+  wrapper (_RefCountWrapper) that tells it how many reference frames a forward carries.
+- forward: WanModel.forward(x, t, context, time_dim_concat=refs, transformer_options=...) -
+  the call ComfyUI's model_base makes at inference, with references already in the model's
+  latent space (process_latent_in), as model_base.WAN21.extra_conds does.
+- gradient checkpointing inside every block's forward (works under FSDP2 sharding).
+"""
+from __future__ import annotations
+
+import types
+
+import torch
+
+from .comfy_env import import_comfy
+
+
+def _host_adapter():
+    import_comfy()
+    from mv2id_core import host_adapter
+    return host_adapter
+
+
+def latent_format():
+    comfy = import_comfy()
+    return comfy.latent_formats.Wan21()
+
+
+def load_state_dict(path: str) -> dict:
+    comfy = import_comfy()
+    import comfy.model_detection
+    sd = comfy.utils.load_torch_file(str(path), safe_load=True)
+    for prefix in ("model.diffusion_model.", "diffusion_model."):
+        if any(k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            break
+    return sd
+
+
+def build_wan(config: dict, device=None, dtype=None):
+    comfy = import_comfy()
+    cfg = {k: v for k, v in config.items() if k != "image_model"}
+    return comfy.ldm.wan.model.WanModel(**cfg, device=device, dtype=dtype, operations=comfy.ops.disable_weight_init)
+
+
+def detect_config(sd: dict) -> dict:
+    comfy = import_comfy()
+    import comfy.model_detection
+    cfg = comfy.model_detection.detect_unet_config(sd, "")
+    if cfg is None or cfg.get("image_model") != "wan2.1" or cfg.get("in_dim") != 16 or cfg.get("model_type") != "t2v":
+        raise ValueError(f"not a Wan 2.1 T2V diffusion model (detected {cfg}); Mv2ID trains Wan 2.1 T2V 1.3B or 14B")
+    return cfg
+
+
+def load_wan(path: str, dtype=torch.float32, device="cpu"):
+    """WanModel with the weights of `path` (ComfyUI diffusion_models format), in train mode off."""
+    sd = load_state_dict(path)
+    cfg = detect_config(sd)
+    for k, v in sd.items():
+        if v.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+            raise ValueError(f"{path}: tensor {k} is {v.dtype}; train from an fp16/bf16/fp32 model file, not fp8")
+    with torch.device("meta"):
+        model = build_wan(cfg)
+    model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
+    model.patch_embedding.float()        # ComfyUI keeps the patch embedding in fp32
+    model.to(device)
+    model.eval()
+    return model, cfg
+
+
+def install_rdrope(model, config) -> None:
+    """Put the inference patch's rope_encode replacement on this WanModel instance."""
+    ha = _host_adapter()
+    original = types.MethodType(type(model).rope_encode, model)
+    if isinstance(getattr(model, "rope_encode", None), ha.RDRoPEEncode):
+        original = model.rope_encode.original
+    model.rope_encode = ha.RDRoPEEncode(model, config, original)
+
+
+def transformer_options() -> dict:
+    """transformer_options for a training forward: the RD-RoPE reference-count wrapper, the same
+    object type the inference patch registers (ComfyUI passes it the same way while sampling)."""
+    ha = _host_adapter()
+    comfy = import_comfy()
+    return {"wrappers": {comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL: {ha.WRAPPER_KEY: [ha._RefCountWrapper(None)]}}}
+
+
+def enable_gradient_checkpointing(model) -> None:
+    """Recompute every block in the backward pass instead of keeping its activations.
+
+    The checkpoint sits inside each block's own forward, so a sharding wrapper around the block
+    (FSDP2) still gathers the block's weights before the recomputation.
+    """
+    from torch.utils.checkpoint import checkpoint
+    for block in model.blocks:
+        if getattr(block, "_mv2id_checkpointed", False):
+            continue
+        inner = block.forward
+
+        def forward(*args, _inner=inner, **kwargs):
+            if not torch.is_grad_enabled():
+                return _inner(*args, **kwargs)
+            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+        block.forward = forward
+        block._mv2id_checkpointed = True
+
+
+def model_forward(model, x_t, sigma, context, ref_latents, options: dict):
+    """Velocity prediction for noised video latents (model space) with clean reference latents.
+
+    x_t [B, 16, F, h, w]; sigma [B] in 0..1 (timestep = sigma * 1000, as ComfyUI's flow model
+    sampling gives it); context [B, L, 4096]; ref_latents [B, 16, K, h, w] (model space) or None.
+    Returns [B, 16, F, h, w]: reference frames are dropped by WanModel._forward.
+    """
+    return model(x_t, sigma * 1000.0, context, time_dim_concat=ref_latents, transformer_options=options)
