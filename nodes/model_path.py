@@ -6,6 +6,7 @@ import torch
 
 import comfy.model_management
 import comfy.sample
+import folder_paths
 import comfy.samplers
 import comfy.utils
 import latent_preview
@@ -109,15 +110,36 @@ class Mv2IDRDRoPE(io.ComfyNode):
                 ReferenceLayout.Input("layout", optional=True, tooltip=(
                     "Optional: the layout from Mv2ID Reference Conditioning; the patch then checks at run "
                     "time that the sampler really gets that many references.")),
+                io.Combo.Input("lora_name", options=["none"] + folder_paths.get_filename_list("loras"),
+                               default="none", optional=True, tooltip=(
+                    "Optional: the Mv2ID LoRA you load with LoraLoaderModelOnly. When that file records the "
+                    "RD-RoPE settings it was trained with (mv2id-train writes them), those settings are used "
+                    "and mode/offset/first_index above are ignored, so positions match training. A file "
+                    "without them leaves the settings above in force.")),
             ],
             outputs=[io.Model.Output(tooltip="Patched clone; the input MODEL is unchanged.")],
         )
 
     @classmethod
-    def execute(cls, model, mode, offset, first_index, layout=None) -> io.NodeOutput:
+    def execute(cls, model, mode, offset, first_index, layout=None, lora_name="none") -> io.NodeOutput:
         config = core_rdrope.RDRoPEConfig(mode=mode, offset=float(offset), first_index=int(first_index))
+        if lora_name and lora_name != "none":
+            config = _trained_rdrope(lora_name) or config
         expected = int(layout["num_refs"]) if layout else None
         return io.NodeOutput(patch_rdrope(model, config, expected_refs=expected))
+
+
+def _trained_rdrope(lora_name: str):
+    """The RD-RoPE settings recorded in a LoRA's safetensors metadata (None when it has none)."""
+    import logging
+    from safetensors import safe_open
+    path = folder_paths.get_full_path_or_raise("loras", lora_name)
+    with safe_open(path, "pt") as f:
+        config = core_rdrope.config_from_metadata(f.metadata())
+    if config is None:
+        logging.warning("Mv2ID RD-RoPE: %s records no RD-RoPE settings; using the node's mode/offset/first_index",
+                        lora_name)
+    return config
 
 
 def _guidance_inputs():
