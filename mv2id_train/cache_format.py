@@ -49,10 +49,10 @@ class CacheWriter:
         sid = str(sample_id)
         if "/" in sid:
             raise ValueError(f"sample id must not contain '/': {sid!r}")
-        self._tensors[f"{sid}/video"] = video.detach().float().cpu().contiguous()
+        self._tensors[f"{sid}/video"] = video.detach().float().cpu().contiguous().clone()
         for d, r in enumerate(refs):
-            self._tensors[f"{sid}/refs/{d}"] = r.detach().float().cpu().contiguous()
-        self._tensors[f"{sid}/context"] = context.detach().float().cpu().contiguous()
+            self._tensors[f"{sid}/refs/{d}"] = r.detach().float().cpu().contiguous().clone()
+        self._tensors[f"{sid}/context"] = context.detach().float().cpu().contiguous().clone()
         self._pending.append({"id": sid, "num_draws": len(refs), "video_shape": list(video.shape),
                               "num_refs": int(refs[0].shape[1]), "context_len": int(context.shape[0]),
                               "caption": caption, **(extra or {})})

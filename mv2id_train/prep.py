@@ -1,0 +1,308 @@
+"""mv2id-data: build an in-paired training manifest from a folder of videos.
+
+    mv2id-data VIDEOS --out DATA [--backend dlib] [--frames 81 --train-fps 16] [--refs 3]
+               [--min-yaw-span 40] [--shard i/n]
+
+Per video: sample frames at --sample-fps, detect the faces, track the main face (the largest
+face of the first frames, then the same identity by embedding), estimate head pose per frame,
+drop the video when other faces compete with it, keep it when the main face's yaw span passes
+--min-yaw-span, cut up to --max-clips training clips of --frames (4n+1) frames at --train-fps,
+and for each clip pick --refs reference frames from OUTSIDE the clip that spread over yaw
+(mv2id_core.views.select_views), cropped as Face Views crops (crop_view: head and shoulders,
+upright) and saved as PNG under DATA/refs/.
+
+Writes DATA/manifest.jsonl (one row per clip: video, frame range and indices, reference crops,
+poses, caption slot) and DATA/summary.json (videos and clips kept or dropped, and why). A run
+is resumable (videos already processed are skipped: DATA/state-<shard>.jsonl); --shard i/n
+takes every n-th video starting at i, so several machines can split a collection into the same
+DATA folder (each writes its own manifest-/summary-/state- files; the merged manifest.jsonl and
+summary.json are rewritten from all shard files at the end of every run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from fractions import Fraction
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    __package__ = "mv2id_train"
+
+import numpy as np  # noqa: E402
+
+PROG = "mv2id-data"
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
+
+# reasons a video or clip is dropped (keys of the summary)
+NO_FACE = "no_face"
+SEVERAL_FACES = "several_faces"
+SMALL_YAW_SPAN = "small_yaw_span"
+TOO_SHORT = "too_short"
+FEW_REFERENCES = "few_reference_frames"
+FACE_MISSING = "main_face_missing_in_clip"
+UNREADABLE = "unreadable"
+
+
+def video_info(path) -> tuple[int, float]:
+    """(frame count, frames per second) of a video file."""
+    import av
+    from mv2id_core.video_io import count_frames
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        rate = s.average_rate or s.guessed_rate or Fraction(16)
+    return count_frames(path), float(rate)
+
+
+def clip_indices(start: int, frames: int, fps: float, train_fps: float) -> list[int]:
+    """Source frame indices of a clip of `frames` frames at train_fps starting at source frame `start`."""
+    step = fps / train_fps
+    return [int(round(start + k * step)) for k in range(frames)]
+
+
+def _unit(v):
+    v = np.asarray(v, np.float64)
+    return v / max(np.linalg.norm(v), 1e-12)
+
+
+def track_main_face(faces_per_frame: list[list], same_identity: float = 0.5, competing: float = 0.6):
+    """-> (main [Face|None per frame], crowded [bool per frame]).
+
+    The main face starts as the largest face of the first frame that has one; in later frames it
+    is the face most similar in identity (cosine of embeddings >= same_identity; falls back to
+    box overlap when a backend gives no embeddings). A frame is crowded when another face is at
+    least `competing` times the main face's size.
+    """
+    main, crowded = [], []
+    anchor = None
+    for faces in faces_per_frame:
+        if not faces:
+            main.append(None), crowded.append(False)
+            continue
+        if anchor is None:
+            pick = max(faces, key=lambda f: f.area)
+            anchor = pick
+        else:
+            pick = None
+            if anchor.embedding is not None and all(f.embedding is not None for f in faces):
+                sims = [float(_unit(f.embedding) @ _unit(anchor.embedding)) for f in faces]
+                k = int(np.argmax(sims))
+                pick = faces[k] if sims[k] >= same_identity else None
+            else:
+                pick = max(faces, key=lambda f: f.area)
+            if pick is not None:
+                anchor = pick if pick.embedding is not None else anchor
+        main.append(pick)
+        crowded.append(pick is not None and any(f is not pick and f.size >= competing * pick.size for f in faces))
+    return main, crowded
+
+
+def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], Counter, dict]:
+    """Analyse one video -> (manifest rows, Counter of clip outcomes, video record)."""
+    from mv2id_core.video_io import read_frames
+    from mv2id_core.views import NoFaceError, crop_view, face_quality, face_sharpness, select_views
+
+    stats = Counter()
+    total, fps = video_info(path)
+    span_src = int(np.ceil((a.frames - 1) * fps / a.train_fps)) + 1
+    rec = {"video": str(path), "frames": total, "fps": fps}
+    if total < span_src:
+        return [], stats, {**rec, "status": TOO_SHORT}
+    step = max(1, int(round(fps / a.sample_fps)))
+    sampled_idx = list(range(0, total, step))
+    frames, _ = read_frames(path, sampled_idx)
+    sampled_idx = sampled_idx[:len(frames)]
+    faces = [analyzer.analyze(f, embed=True) for f in frames]
+    main, crowded = track_main_face(faces, a.same_identity, a.competing_face)
+    have = [i for i, f in enumerate(main) if f is not None]
+    if not have:
+        return [], stats, {**rec, "status": NO_FACE}
+    crowded_frac = sum(crowded) / len(have)
+    if crowded_frac > a.max_crowded:
+        return [], stats, {**rec, "status": SEVERAL_FACES, "crowded_fraction": round(crowded_frac, 3)}
+    yaws = np.array([main[i].yaw for i in have])
+    span = float(np.percentile(yaws, 95) - np.percentile(yaws, 5)) if len(yaws) > 1 else 0.0
+    rec.update({"yaw_span": round(span, 2), "face_frames": len(have), "sampled_frames": len(frames)})
+    if span < a.min_yaw_span:
+        return [], stats, {**rec, "status": SMALL_YAW_SPAN}
+
+    rows = []
+    starts = list(range(0, total - span_src + 1, max(span_src, int(a.clip_stride * fps)) if a.clip_stride else span_src))
+    for start in starts:
+        if len(rows) >= a.max_clips:
+            break
+        end = start + span_src                         # source frames [start, end) are the clip
+        inside = [i for i, s in enumerate(sampled_idx) if start <= s < end]
+        present = [i for i in inside if main[i] is not None and not crowded[i]]
+        if not inside or len(present) < a.min_presence * len(inside):
+            stats[FACE_MISSING] += 1
+            continue
+        outside = [i for i in have if not (start <= sampled_idx[i] < end) and not crowded[i]]
+        if len(outside) < a.refs:
+            stats[FEW_REFERENCES] += 1
+            continue
+        q = [face_quality(main[i], face_sharpness(frames[i], main[i])) for i in outside]
+        try:
+            pick = select_views([main[i].yaw for i in outside], [main[i].pitch for i in outside], q, a.refs)
+        except NoFaceError:
+            stats[FEW_REFERENCES] += 1
+            continue
+        cid = f"{path.stem}__{start:06d}"
+        ref_files, ref_poses, ref_frames = [], [], []
+        for k, j in enumerate(pick):
+            i = outside[j]
+            crop, _ = crop_view(frames[i], main[i], size=tuple(a.ref_size), margin=a.margin)
+            name = f"{cid}_{k}.png"
+            from PIL import Image
+            Image.fromarray(crop).save(refs_dir / name)
+            ref_files.append(f"refs/{name}")
+            ref_poses.append([round(float(main[i].yaw), 2), round(float(main[i].pitch), 2), round(float(main[i].roll), 2)])
+            ref_frames.append(int(sampled_idx[i]))
+        idx = clip_indices(start, a.frames, fps, a.train_fps)
+        rows.append({
+            "id": cid, "video": str(path.resolve()), "fps": fps, "train_fps": a.train_fps,
+            "start": start, "end": end, "num_frames": a.frames, "frame_indices": idx,
+            "references": ref_files, "reference_frames": ref_frames, "reference_poses": ref_poses,
+            "clip_poses": [[int(sampled_idx[i])] + ([round(float(main[i].yaw), 2), round(float(main[i].pitch), 2),
+                                                      round(float(main[i].roll), 2)] if main[i] is not None else [None] * 3)
+                           for i in inside],
+            "yaw_span": round(span, 2), "caption": "",
+        })
+        stats["clips_kept"] += 1
+    return rows, stats, {**rec, "status": "kept" if rows else "no_clip", "clips": len(rows)}
+
+
+def _parse_shard(text):
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard must be i/n, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise argparse.ArgumentTypeError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def _parse_size(text):
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("videos", help="folder of videos (searched recursively)")
+    ap.add_argument("--out", required=True, help="data folder (manifest, summary, reference crops)")
+    ap.add_argument("--backend", default="dlib", help="face backend: dlib (offline) or insightface")
+    ap.add_argument("--frames", type=int, default=81, help="frames per training clip (4n+1)")
+    ap.add_argument("--train-fps", type=float, default=16.0, help="frame rate of the training clips")
+    ap.add_argument("--sample-fps", type=float, default=2.0, help="frames per second analysed for faces and pose")
+    ap.add_argument("--refs", type=int, default=3, help="reference frames per clip (K)")
+    ap.add_argument("--ref-size", type=_parse_size, default=(512, 512), help="reference crop size WxH")
+    ap.add_argument("--margin", type=float, default=1.0, help="crop context in face sizes (as Face Views)")
+    ap.add_argument("--min-yaw-span", type=float, default=40.0,
+                    help="keep videos whose main-face yaw spans at least this (degrees, 5th-95th percentile)")
+    ap.add_argument("--competing-face", type=float, default=0.6,
+                    help="another face at least this fraction of the main face's size competes with it")
+    ap.add_argument("--max-crowded", type=float, default=0.2,
+                    help="drop a video when more than this fraction of its face frames have a competing face")
+    ap.add_argument("--same-identity", type=float, default=0.5, help="embedding cosine for the same person")
+    ap.add_argument("--min-presence", type=float, default=0.8,
+                    help="the main face must be in this fraction of a clip's analysed frames")
+    ap.add_argument("--max-clips", type=int, default=4, help="clips per video at most (non-overlapping)")
+    ap.add_argument("--clip-stride", type=float, default=0.0, help="seconds between clip starts (0: back to back)")
+    ap.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: this machine's share of the videos")
+    ap.add_argument("--no-progress", dest="progress", action="store_false")
+    return ap
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def _append(path: Path, rows: list[dict]):
+    with open(path, "a") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def summarise(out: Path) -> dict:
+    """Merge every shard's files into manifest.jsonl and summary.json."""
+    states = [r for p in sorted(out.glob("state-*.jsonl")) for r in _read_jsonl(p)]
+    rows = [r for p in sorted(out.glob("manifest-*.jsonl")) for r in _read_jsonl(p)]
+    done = {s["video"] for s in states}
+    rows = [r for r in rows if r["video"] in done]
+    videos = Counter(s["status"] for s in states)
+    clips = Counter()
+    for s in states:
+        for k, v in s.get("clip_outcomes", {}).items():
+            clips[k] += v
+    summary = {"videos": len(states), "videos_by_status": dict(sorted(videos.items())),
+               "clips_kept": len(rows), "clips_dropped": {k: v for k, v in sorted(clips.items()) if k != "clips_kept"},
+               "dropped_videos": {k: v for k, v in sorted(videos.items()) if k not in ("kept",)}}
+    tmp = out / "manifest.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, out / "manifest.jsonl")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def main(argv=None) -> int:
+    a = build_parser().parse_args(argv)
+    if a.frames < 1 or (a.frames - 1) % 4:
+        print(f"{PROG}: --frames must be 4n+1 (Wan 2.1), got {a.frames}", file=sys.stderr)
+        return 2
+    src = Path(a.videos)
+    if not src.is_dir():
+        print(f"{PROG}: {src} is not a folder", file=sys.stderr)
+        return 2
+    from mv2id_core.faces import load_analyzer
+    out = Path(a.out)
+    (out / "refs").mkdir(parents=True, exist_ok=True)
+    i, n = a.shard
+    tag = f"{i:05d}-of-{n:05d}"
+    videos = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    mine = [p for k, p in enumerate(videos) if k % n == i]
+    state_path, manifest_path = out / f"state-{tag}.jsonl", out / f"manifest-{tag}.jsonl"
+    done = {r["video"] for r in _read_jsonl(state_path)}
+    # a manifest row whose video has no state line comes from an interrupted run: drop it
+    kept = [r for r in _read_jsonl(manifest_path) if r["video"] in done]
+    manifest_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    todo = [p for p in mine if str(p.resolve()) not in done]
+    analyzer = load_analyzer(a.backend)
+    bar = None
+    if a.progress:
+        try:
+            from tqdm import tqdm
+            bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=PROG, unit="video")
+        except ImportError:
+            pass
+    for p in todo:
+        try:
+            rows, stats, rec = process_video(p, analyzer, a, out / "refs")
+        except Exception as e:  # an unreadable file must not stop a long run
+            rows, stats, rec = [], Counter(), {"video": str(p), "status": UNREADABLE, "error": f"{type(e).__name__}: {e}"}
+        rec["video"] = str(p.resolve())
+        rec["clip_outcomes"] = dict(stats)
+        _append(manifest_path, rows)
+        _append(state_path, [rec])        # the state line last: a video counts as done once its rows are written
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(kept=sum(1 for _ in rows))
+    if bar is not None:
+        bar.close()
+    summary = summarise(out)
+    print(json.dumps({"manifest": str(out / "manifest.jsonl"), **summary}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
