@@ -139,8 +139,12 @@ class Trainer:
             (self.out / "checkpoints").mkdir(parents=True, exist_ok=True)
         self.d.barrier()
         precision = cfg.precision if cfg.precision != "auto" else ("bf16" if self.d.cuda else "fp32")
-        self.autocast = precision == "bf16"
-        base_dtype = torch.bfloat16 if (self.autocast and not cfg.full) else torch.float32
+        # LoRA in bf16 runs the frozen model in bf16 exactly as ComfyUI runs it (bf16 weights and
+        # activations, fp32 patch embedding) with fp32 LoRA weights; full fine-tuning in bf16 keeps
+        # fp32 master weights under autocast.
+        self.autocast = precision == "bf16" and cfg.full
+        base_dtype = torch.bfloat16 if (precision == "bf16" and not cfg.full) else torch.float32
+        self.input_dtype = base_dtype
         self.ds = CachedDataset(cfg.cache)
         self.model, self.model_config = wan.load_wan(cfg.model, dtype=base_dtype, device=self.d.device)
         wan.install_rdrope(self.model, cfg.rdrope)
@@ -212,7 +216,8 @@ class Trainer:
             if self.d.enabled and hasattr(self.model, "set_requires_gradient_sync"):
                 self.model.set_requires_gradient_sync(micro == cfg.grad_accum - 1)
             with torch.autocast(self.d.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                pred = wan.model_forward(self.model, x_t, sigma, ctx, refs, self.options)
+                dt = self.input_dtype
+                pred = wan.model_forward(self.model, x_t.to(dt), sigma, ctx.to(dt), refs.to(dt), self.options)
             loss = flow.loss_fn(pred, target, sigma, cfg.loss_weighting) / cfg.grad_accum
             loss.backward()
             total += float(loss.detach())
@@ -238,8 +243,9 @@ class Trainer:
             x_t, target = flow.noised(x0, noise, sigma.view(1))
             dev = self.d.device
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast):
-                pred = wan.model_forward(self.model, x_t.to(dev), sigma.view(1).to(dev), s["context"].float()[None].to(dev),
-                                         r.to(dev), self.options)
+                dt = self.input_dtype
+                pred = wan.model_forward(self.model, x_t.to(dev, dt), sigma.view(1).to(dev),
+                                         s["context"][None].to(dev, dt), r.to(dev, dt), self.options)
             total += float(flow.loss_fn(pred, target.to(dev), sigma.view(1), cfg.loss_weighting))
         self.model.train(was)
         return total / draws

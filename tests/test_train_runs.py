@@ -67,8 +67,12 @@ def test_resume_gives_the_same_curve(cache, tmp_path):
 
 
 def test_torchrun_two_processes_equal_one_process(cache, tmp_path):
+    """torchrun, 2 processes x batch 1 on gloo with FSDP2 == 1 process x batch 2 (same global batch)."""
     kw = dict(rank=8, lr=2e-3, warmup=2, save_every=4)
     T.run_cli("mv2id_train.train", T.train_args(cache, tmp_path / "one", 6, batch_size=2, **kw))
+    # the two-process run is also interrupted after 5 steps and resumed from its FSDP checkpoint
+    T.run_cli("mv2id_train.train", T.train_args(cache, tmp_path / "two", 6, batch_size=1, stop_after=5, **kw), nproc=2)
+    assert len(T.read_log(tmp_path / "two")) == 5
     T.run_cli("mv2id_train.train", T.train_args(cache, tmp_path / "two", 6, batch_size=1, **kw), nproc=2)
     one, two = T.read_log(tmp_path / "one"), T.read_log(tmp_path / "two")
     assert len(one) == len(two) == 6
@@ -84,3 +88,20 @@ def test_torchrun_two_processes_equal_one_process(cache, tmp_path):
         rel = float((b[k] - a[k]).norm() / a[k].norm().clamp_min(1e-12))
         assert rel < 1e-4, (k, rel)
         torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=0.05 * kw["lr"])
+
+
+def test_full_finetune_and_bf16_lora(cache, tmp_path):
+    """--full writes a diffusion model in ComfyUI's key layout (what UNETLoader loads); a bf16 LoRA
+    run (the frozen model in bf16 as ComfyUI runs it, fp32 LoRA weights) trains too."""
+    from safetensors import safe_open
+    tr = _trainer(cache, tmp_path / "full", 2, full=True, warmup=0, save_every=0, name="full_ft")
+    tr.run()
+    full = load_file(str(tmp_path / "full" / "full_ft.safetensors"))
+    base = load_file(str(T.tiny_unet()))
+    assert full.keys() == base.keys()
+    assert all(full[k].dtype == torch.float32 for k in full)      # --save-dtype fp32 in the tests
+    assert any(not torch.equal(full[k], base[k]) for k in base)
+    with safe_open(str(tmp_path / "full" / "full_ft.safetensors"), "pt") as f:
+        assert f.metadata()["mv2id.train.kind"] == "full" and f.metadata()["mv2id.rdrope.mode"] == "rd"
+    recs = _trainer(cache, tmp_path / "bf16", 2, precision="bf16", warmup=0, save_every=0).run()
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in recs)
