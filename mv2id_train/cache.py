@@ -172,8 +172,12 @@ def main(argv=None) -> int:
     failed = 0
     for r in todo:
         try:
-            frames, _ = read_frames(r["video"], r["frame_indices"])
-            video = encode_video(vae, fit_frames(np.stack(frames), a.width, a.height))
+            idx = [int(k) for k in r["frame_indices"]]
+            frames, _ = read_frames(r["video"], idx)
+            by_index = dict(zip(sorted(set(idx)), frames))   # indices repeat when train fps > source fps
+            if len(by_index) != len(set(idx)):
+                raise ValueError(f"{r['video']} has fewer frames than the manifest expects")
+            video = encode_video(vae, fit_frames(np.stack([by_index[k] for k in idx]), a.width, a.height))
             ref_paths = [p if Path(p).is_absolute() else str(manifest.parent / p) for p in r["references"]]
             refs = torch.from_numpy(np.stack([load_image(p) for p in ref_paths])).float() / 255.0
             ref_lat = encode_references(vae, refs, a.width, a.height, a.mask_draws, a.mask_ratio, a.mask_block,

@@ -68,41 +68,66 @@ def _unit(v):
     return v / max(np.linalg.norm(v), 1e-12)
 
 
-def track_main_face(faces_per_frame: list[list], same_identity: float = 0.5, competing: float = 0.6):
-    """-> (main [Face|None per frame], crowded [bool per frame]).
+class MainFaceTracker:
+    """Online tracking of one identity through the analysed frames.
 
     The main face starts as the largest face of the first frame that has one; in later frames it
-    is the face most similar in identity (cosine of embeddings >= same_identity; falls back to
-    box overlap when a backend gives no embeddings). A frame is crowded when another face is at
-    least `competing` times the main face's size.
+    is the face most similar in identity (cosine of embeddings >= same_identity; the largest face
+    when a backend gives no embeddings). A frame is crowded when another face is at least
+    `competing` times the main face's size.
     """
-    main, crowded = [], []
-    anchor = None
-    for faces in faces_per_frame:
+
+    def __init__(self, same_identity: float = 0.5, competing: float = 0.6):
+        self.same_identity, self.competing = same_identity, competing
+        self.anchor = None
+
+    def update(self, faces: list):
+        """-> (main face or None, crowded)."""
         if not faces:
-            main.append(None), crowded.append(False)
-            continue
-        if anchor is None:
+            return None, False
+        if self.anchor is None:
             pick = max(faces, key=lambda f: f.area)
-            anchor = pick
+        elif self.anchor.embedding is not None and all(f.embedding is not None for f in faces):
+            sims = [float(_unit(f.embedding) @ _unit(self.anchor.embedding)) for f in faces]
+            k = int(np.argmax(sims))
+            pick = faces[k] if sims[k] >= self.same_identity else None
         else:
-            pick = None
-            if anchor.embedding is not None and all(f.embedding is not None for f in faces):
-                sims = [float(_unit(f.embedding) @ _unit(anchor.embedding)) for f in faces]
-                k = int(np.argmax(sims))
-                pick = faces[k] if sims[k] >= same_identity else None
-            else:
-                pick = max(faces, key=lambda f: f.area)
-            if pick is not None:
-                anchor = pick if pick.embedding is not None else anchor
-        main.append(pick)
-        crowded.append(pick is not None and any(f is not pick and f.size >= competing * pick.size for f in faces))
-    return main, crowded
+            pick = max(faces, key=lambda f: f.area)
+        if pick is None:
+            return None, False
+        self.anchor = pick
+        return pick, any(f is not pick and f.size >= self.competing * pick.size for f in faces)
+
+
+def track_main_face(faces_per_frame: list[list], same_identity: float = 0.5, competing: float = 0.6):
+    """-> (main [Face|None per frame], crowded [bool per frame]) for a whole list of frames."""
+    tr = MainFaceTracker(same_identity, competing)
+    out = [tr.update(f) for f in faces_per_frame]
+    return [m for m, _ in out], [c for _, c in out]
+
+
+def iter_frames(path, wanted):
+    """Decode a video once, yielding (index, RGB uint8 frame) for the indices in `wanted` only."""
+    import av
+    wanted = set(int(i) for i in wanted)
+    last = max(wanted) if wanted else -1
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        for n, frame in enumerate(c.decode(stream)):
+            if n in wanted:
+                yield n, frame.to_ndarray(format="rgb24")
+            if n >= last:
+                break
 
 
 def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], Counter, dict]:
-    """Analyse one video -> (manifest rows, Counter of clip outcomes, video record)."""
-    from mv2id_core.video_io import read_frames
+    """Analyse one video -> (manifest rows, Counter of clip outcomes, video record).
+
+    Memory stays bounded on long videos: frames are analysed as they are decoded and dropped;
+    the few frames that become references are decoded again at the end.
+    """
+    from PIL import Image
     from mv2id_core.views import NoFaceError, crop_view, face_quality, face_sharpness, select_views
 
     stats = Counter()
@@ -112,11 +137,12 @@ def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], 
     if total < span_src:
         return [], stats, {**rec, "status": TOO_SHORT}
     step = max(1, int(round(fps / a.sample_fps)))
-    sampled_idx = list(range(0, total, step))
-    frames, _ = read_frames(path, sampled_idx)
-    sampled_idx = sampled_idx[:len(frames)]
-    faces = [analyzer.analyze(f, embed=True) for f in frames]
-    main, crowded = track_main_face(faces, a.same_identity, a.competing_face)
+    tracker = MainFaceTracker(a.same_identity, a.competing_face)
+    sampled_idx, main, crowded, quality = [], [], [], []
+    for n, frame in iter_frames(path, range(0, total, step)):
+        face, busy = tracker.update(analyzer.analyze(frame, embed=True))
+        sampled_idx.append(n), main.append(face), crowded.append(busy)
+        quality.append(face_quality(face, face_sharpness(frame, face)) if face is not None else 0.0)
     have = [i for i, f in enumerate(main) if f is not None]
     if not have:
         return [], stats, {**rec, "status": NO_FACE}
@@ -125,14 +151,14 @@ def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], 
         return [], stats, {**rec, "status": SEVERAL_FACES, "crowded_fraction": round(crowded_frac, 3)}
     yaws = np.array([main[i].yaw for i in have])
     span = float(np.percentile(yaws, 95) - np.percentile(yaws, 5)) if len(yaws) > 1 else 0.0
-    rec.update({"yaw_span": round(span, 2), "face_frames": len(have), "sampled_frames": len(frames)})
+    rec.update({"yaw_span": round(span, 2), "face_frames": len(have), "sampled_frames": len(sampled_idx)})
     if span < a.min_yaw_span:
         return [], stats, {**rec, "status": SMALL_YAW_SPAN}
 
-    rows = []
-    starts = list(range(0, total - span_src + 1, max(span_src, int(a.clip_stride * fps)) if a.clip_stride else span_src))
-    for start in starts:
-        if len(rows) >= a.max_clips:
+    stride = max(span_src, int(round(a.clip_stride * fps))) if a.clip_stride else span_src
+    planned = []                                       # (clip id, start, end, inside, [sampled positions of refs])
+    for start in range(0, total - span_src + 1, stride):
+        if len(planned) >= a.max_clips:
             break
         end = start + span_src                         # source frames [start, end) are the clip
         inside = [i for i, s in enumerate(sampled_idx) if start <= s < end]
@@ -144,27 +170,30 @@ def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], 
         if len(outside) < a.refs:
             stats[FEW_REFERENCES] += 1
             continue
-        q = [face_quality(main[i], face_sharpness(frames[i], main[i])) for i in outside]
         try:
-            pick = select_views([main[i].yaw for i in outside], [main[i].pitch for i in outside], q, a.refs)
+            pick = select_views([main[i].yaw for i in outside], [main[i].pitch for i in outside],
+                                [quality[i] for i in outside], a.refs)
         except NoFaceError:
             stats[FEW_REFERENCES] += 1
             continue
-        cid = f"{path.stem}__{start:06d}"
+        planned.append((f"{path.stem}__{start:06d}", start, end, inside, [outside[j] for j in pick]))
+
+    needed = sorted({sampled_idx[i] for *_, refs in planned for i in refs})
+    frames = dict(iter_frames(path, needed)) if needed else {}
+    rows = []
+    for cid, start, end, inside, refs in planned:
         ref_files, ref_poses, ref_frames = [], [], []
-        for k, j in enumerate(pick):
-            i = outside[j]
-            crop, _ = crop_view(frames[i], main[i], size=tuple(a.ref_size), margin=a.margin)
+        for k, i in enumerate(refs):
+            crop, _ = crop_view(frames[sampled_idx[i]], main[i], size=tuple(a.ref_size), margin=a.margin)
             name = f"{cid}_{k}.png"
-            from PIL import Image
             Image.fromarray(crop).save(refs_dir / name)
             ref_files.append(f"refs/{name}")
             ref_poses.append([round(float(main[i].yaw), 2), round(float(main[i].pitch), 2), round(float(main[i].roll), 2)])
             ref_frames.append(int(sampled_idx[i]))
-        idx = clip_indices(start, a.frames, fps, a.train_fps)
         rows.append({
             "id": cid, "video": str(path.resolve()), "fps": fps, "train_fps": a.train_fps,
-            "start": start, "end": end, "num_frames": a.frames, "frame_indices": idx,
+            "start": start, "end": end, "num_frames": a.frames,
+            "frame_indices": clip_indices(start, a.frames, fps, a.train_fps),
             "references": ref_files, "reference_frames": ref_frames, "reference_poses": ref_poses,
             "clip_poses": [[int(sampled_idx[i])] + ([round(float(main[i].yaw), 2), round(float(main[i].pitch), 2),
                                                       round(float(main[i].roll), 2)] if main[i] is not None else [None] * 3)

@@ -172,8 +172,10 @@ class Trainer:
         """Position p of the sample stream -> (dataset index, epoch): a fresh permutation per epoch."""
         n = len(self.ds)
         epoch = p // n
-        g = torch.Generator().manual_seed(self.cfg.seed * 1_000_033 + epoch)
-        return int(torch.randperm(n, generator=g)[p % n]), epoch
+        if getattr(self, "_perm", (None,))[0] != epoch:
+            g = torch.Generator().manual_seed(self.cfg.seed * 1_000_033 + epoch)
+            self._perm = (epoch, torch.randperm(n, generator=g))
+        return int(self._perm[1][p % n]), epoch
 
     def micro_batch(self, step: int, micro: int):
         cfg, d = self.cfg, self.d
