@@ -107,18 +107,19 @@ def track_main_face(faces_per_frame: list[list], same_identity: float = 0.5, com
 
 
 def iter_frames(path, wanted):
-    """Decode a video once, yielding (index, RGB uint8 frame) for the indices in `wanted` only."""
+    """Decode a video once, yielding (index, RGB uint8 frame) for the indices in `wanted` only.
+
+    Always decodes to the end: closing a frame-threaded decoder in the middle of a stream can
+    deadlock in PyAV/FFmpeg (seen here), so there is no early exit.
+    """
     import av
     wanted = set(int(i) for i in wanted)
-    last = max(wanted) if wanted else -1
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
         stream.thread_type = "AUTO"
         for n, frame in enumerate(c.decode(stream)):
             if n in wanted:
                 yield n, frame.to_ndarray(format="rgb24")
-            if n >= last:
-                break
 
 
 def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], Counter, dict]:

@@ -16,7 +16,7 @@ comfy_env = pytest.importorskip("mv2id_train.comfy_env")
 
 
 @pytest.fixture(scope="module")
-def comfy():
+def comfy_pkg():
     try:
         return comfy_env.import_comfy()
     except comfy_env.ComfyNotFound as e:
@@ -37,7 +37,7 @@ def _inputs(seed=0, frames=3, refs=3, h=6, w=8, ctx=8):
 
 
 @pytest.mark.parametrize("config", [RDRoPEConfig("rd", 1.0, 1), RDRoPEConfig("rd", 2.5, 0), RDRoPEConfig("vanilla")])
-def test_training_positions_and_output_equal_inference(comfy, config):
+def test_training_positions_and_output_equal_inference(comfy_pkg, config):
     """The trainer's forward and the patched ComfyUI model (Mv2ID RD-RoPE node path) see the same
     position ids and predict the same velocity for the same inputs."""
     import comfy.model_management
@@ -95,7 +95,7 @@ def test_flow_matching_parameterisation():
     assert math.isclose(flow.lr_at(0, 1e-3, 10), 1e-4) and math.isclose(flow.lr_at(50, 1e-3, 10), 1e-3)
 
 
-def test_lora_keys_are_the_ones_comfyui_maps(comfy, tmp_path):
+def test_lora_keys_are_the_ones_comfyui_maps(comfy_pkg, tmp_path):
     import comfy.lora
     import comfy.sd
     from mv2id_train import lora, wan
