@@ -96,7 +96,7 @@ class Mv2IDFaceAnalyzer(io.ComfyNode):
                     "dlib only: hog is fast on CPU (~0.1 s per image) but misses strongly turned faces; cnn "
                     "(MMOD) finds more profile faces and is about 10x slower on CPU.")),
             ],
-            outputs=[FaceAnalyzer.Output("analyzer", tooltip=(
+            outputs=[FaceAnalyzer.Output("analyzer", display_name="analyzer", tooltip=(
                 "The loaded face analyzer; connect to Mv2ID Face Views or Mv2ID Identity Score."))],
         )
 

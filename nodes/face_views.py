@@ -90,14 +90,14 @@ class Mv2IDFaceViews(io.ComfyNode):
                     "the background.")),
             ],
             outputs=[
-                io.Image.Output("references", tooltip="The chosen views, cropped, ordered by yaw (IMAGE batch)."),
-                io.Mask.Output("masks", tooltip=(
+                io.Image.Output("references", display_name="references", tooltip="The chosen views, cropped, ordered by yaw (IMAGE batch)."),
+                io.Mask.Output("masks", display_name="masks", tooltip=(
                     "Per view: the person mask in the crop when a mask was given, otherwise 1 inside the source "
                     "image and 0 where the crop ran past its border.")),
-                io.String.Output("views_json", tooltip=(
+                io.String.Output("views_json", display_name="views_json", tooltip=(
                     "JSON: per view the source image index, yaw/pitch/roll, detection score, face size, "
                     "sharpness, quality and identity similarity to the other views; images without a face.")),
-                io.Image.Output("preview", tooltip="The chosen views side by side with their angles written under them."),
+                io.Image.Output("preview", display_name="preview", tooltip="The chosen views side by side with their angles written under them."),
             ],
         )
 

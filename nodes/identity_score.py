@@ -62,9 +62,9 @@ class Mv2IDIdentityScore(io.ComfyNode):
                 io.Float.Output("facesim", display_name="FaceSim", tooltip=(
                     "OpenS2V FaceSim: mean over frames with a face of max(0, cos), averaged over references "
                     "(0 when no frame shows a face).")),
-                io.String.Output("report", tooltip="The full report as JSON: per-frame pose and similarities, "
+                io.String.Output("report", display_name="report", tooltip="The full report as JSON: per-frame pose and similarities, "
                                  "face fraction, identity spread, copy-paste index, settings."),
-                io.Image.Output("plot", tooltip="Similarity per frame for each reference and the head-pose "
+                io.Image.Output("plot", display_name="plot", tooltip="Similarity per frame for each reference and the head-pose "
                                 "trajectory; connect to Preview Image or Save Image."),
             ],
         )

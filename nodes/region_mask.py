@@ -39,8 +39,8 @@ class Mv2IDRegionMask(io.ComfyNode):
                     "face. Needs ratio <= (views - 1) / views.")),
             ],
             outputs=[
-                io.Image.Output("masked_images", tooltip="The images with the hidden blocks filled."),
-                io.Mask.Output("masks", tooltip="The masks, 1 = hidden (MASK batch, one per image)."),
+                io.Image.Output("masked_images", display_name="masked_images", tooltip="The images with the hidden blocks filled."),
+                io.Mask.Output("masks", display_name="masks", tooltip="The masks, 1 = hidden (MASK batch, one per image)."),
             ],
         )
 
