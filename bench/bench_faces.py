@@ -16,9 +16,6 @@ Target (issue): under 150 ms per image with dlib on 2 CPU cores. A backend that 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_metrics import make_video  # noqa: E402
+from benchlib import backend_options, write_results  # noqa: E402
 from mv2id_core import views as V  # noqa: E402
 
 BACKENDS = ("dlib", "insightface")
@@ -97,14 +95,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
-    options: dict[str, dict] = {}
-    for o in a.option:
-        b, _, kv = o.partition(":")
-        k, _, v = kv.partition("=")
-        try:
-            options.setdefault(b, {})[k] = json.loads(v)
-        except json.JSONDecodeError:
-            options.setdefault(b, {})[k] = v
+    options = backend_options(a.option)
     imgs = images_640(a.images)
     frames30 = make_video(640, 360, 30, faceless_every=10, seed=2)
     results = []
@@ -119,11 +110,8 @@ def main(argv=None) -> int:
         print(f"{b:12s} {res['ms_per_image']:9.1f} {res['ms_per_image_detect_pose']:12.1f} {vs:>10s} "
               f"{res['face_views_30_frames_s']:20.2f} s   ({res['analyzer']}; {res['faces']} faces in "
               f"{res['images']} images)")
-    meta = {"images": a.images, "rounds": a.rounds, "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version()}
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"settings": meta, "results": results}, indent=1))
+    meta = {"images": a.images, "rounds": a.rounds}
+    write_results(a.json, meta, results)
     return 0
 
 

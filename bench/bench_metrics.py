@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -30,7 +28,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from benchlib import backend_options, write_results  # noqa: E402
 from mv2id_core import metrics as M  # noqa: E402
 
 BACKENDS = ("dlib", "insightface")
@@ -109,14 +109,7 @@ def main(argv=None) -> int:
     if a.threads:
         for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[v] = str(a.threads)
-    options: dict[str, dict] = {}
-    for o in a.option:
-        b, _, kv = o.partition(":")
-        k, _, v = kv.partition("=")
-        try:
-            options.setdefault(b, {})[k] = json.loads(v)
-        except json.JSONDecodeError:
-            options.setdefault(b, {})[k] = v
+    options = backend_options(a.option)
     video = make_video(a.width, a.height, a.video_frames, a.faceless_every)
     refs = make_references(a.refs)
     results = []
@@ -130,11 +123,8 @@ def main(argv=None) -> int:
         else:
             print(f"{b:12s} unavailable: {res['reason']}")
     meta = {"width": a.width, "height": a.height, "video_frames": a.video_frames, "frames": a.frames, "refs": a.refs,
-            "faceless_every": a.faceless_every, "rounds": a.rounds, "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version()}
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({"settings": meta, "results": results}, indent=1))
+            "faceless_every": a.faceless_every, "rounds": a.rounds}
+    write_results(a.json, meta, results)
     return 0
 
 

@@ -6,3 +6,14 @@ RD-RoPE replacement of `rope_encode` and the same reference joining on the time 
 cannot drift apart. Command-line tools: mv2id-data, mv2id-cache, mv2id-train.
 ComfyUI is found through MV2ID_COMFYUI or COMFYUI_PATH (or the pinned test host in .host/).
 """
+
+
+def progress_bar(enabled: bool, total: int, initial: int, desc: str, unit: str):
+    """A tqdm bar (resumed at `initial`), or None when disabled or tqdm is not installed."""
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)

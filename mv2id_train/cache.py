@@ -32,6 +32,7 @@ import torch  # noqa: E402
 from mv2id_core import references as core_refs  # noqa: E402
 from mv2id_core.region_mask import apply_region_masks, region_masks  # noqa: E402
 
+from . import progress_bar  # noqa: E402
 from .cache_format import CacheWriter  # noqa: E402
 from .comfy_env import import_comfy  # noqa: E402
 
@@ -162,13 +163,7 @@ def main(argv=None) -> int:
         with safe_open(a.context_file, "pt") as f:
             contexts = {k: f.get_tensor(k) for k in f.keys()}
     saved = {}
-    bar = None
-    if a.progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc=PROG, unit="clip")
-        except ImportError:
-            pass
+    bar = progress_bar(a.progress, len(rows), len(rows) - len(todo), PROG, "clip")
     failed = 0
     for r in todo:
         try:

@@ -34,6 +34,8 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
+from . import progress_bar  # noqa: E402
+
 PROG = "mv2id-data"
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
@@ -308,13 +310,7 @@ def main(argv=None) -> int:
     manifest_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
     todo = [p for p in mine if str(p.resolve()) not in done]
     analyzer = load_analyzer(a.backend)
-    bar = None
-    if a.progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=len(mine), initial=len(mine) - len(todo), desc=PROG, unit="video")
-        except ImportError:
-            pass
+    bar = progress_bar(a.progress, len(mine), len(mine) - len(todo), PROG, "video")
     for p in todo:
         try:
             rows, stats, rec = process_video(p, analyzer, a, out / "refs")

@@ -29,7 +29,7 @@ import torch.distributed as dist  # noqa: E402
 
 from mv2id_core.rdrope import RDRoPEConfig, config_to_metadata  # noqa: E402
 
-from . import flow, lora as lora_mod, wan  # noqa: E402
+from . import flow, lora as lora_mod, progress_bar, wan  # noqa: E402
 from .cache_format import CachedDataset  # noqa: E402
 
 PROG = "mv2id-train"
@@ -372,13 +372,7 @@ class Trainer:
         if self.d.main and start > 0 and log_path.exists():   # drop lines past the checkpoint
             lines = [l for l in log_path.read_text().splitlines() if l and json.loads(l)["step"] < start]
             log_path.write_text("".join(l + "\n" for l in lines))
-        bar = None
-        if self.d.main and cfg.progress:
-            try:
-                from tqdm import tqdm
-                bar = tqdm(total=cfg.steps, initial=start, desc=PROG, unit="step", dynamic_ncols=True)
-            except ImportError:
-                bar = None
+        bar = progress_bar(self.d.main and cfg.progress, cfg.steps, start, PROG, "step")
         records = []
         t0 = time.perf_counter()
         end = cfg.steps if not cfg.stop_after else min(cfg.steps, start + cfg.stop_after)
