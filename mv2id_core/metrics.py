@@ -34,6 +34,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .faces.base import Face, FaceAnalyzer
+from .faces.base import as_rgb_uint8 as _as_rgb_uint8
 
 FACESIM_FRAMES = 32          # OpenS2V-Eval samples 32 frames
 PAD_SCALE = 1.25             # OpenS2V-Eval grey padding retry
@@ -52,36 +53,8 @@ class NoReferenceFaceError(MetricsError):
 
 # ----------------------------------------------------------------------------- input checks
 def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
-    """One image -> RGB uint8 [H, W, 3].
-
-    Accepts uint8 or float (0..1) arrays (numpy or CPU torch) shaped [H, W], [H, W, 1],
-    [H, W, 3] or [H, W, 4] (alpha dropped). Raises MetricsError naming `what` otherwise.
-    """
-    if isinstance(image, (str, bytes)) or image is None:
-        raise MetricsError(f"{what} must be an image array [H, W, 3], got {type(image).__name__} "
-                           f"{image!r:.80}; load files first (mv2id_core.video_io.load_image).")
-    try:
-        arr = np.asarray(image)
-    except Exception as e:  # e.g. a CUDA tensor
-        raise MetricsError(f"{what} could not be read as an array ({type(image).__name__}): {e}; "
-                           "pass a numpy array or a CPU tensor.") from None
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise MetricsError(f"{what} must be a numeric image array [H, W, 3], got {type(image).__name__} "
-                           f"of dtype {arr.dtype}.")
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
-        raise MetricsError(f"{what} must be one RGB image [H, W, 3], got shape {list(arr.shape)}"
-                           + ("; a batch of images belongs in a list, one item per image"
-                              if arr.ndim == 4 else "") + ".")
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    arr = arr[..., :3]
-    if arr.dtype != np.uint8:
-        if np.issubdtype(arr.dtype, np.floating):
-            arr = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(arr)
+    """One image -> RGB uint8 [H, W, 3] (faces.base.as_rgb_uint8), raising MetricsError naming `what`."""
+    return _as_rgb_uint8(image, what, MetricsError)
 
 
 def _as_image_list(images, what: str) -> list:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .faces.base import Face, FaceAnalysisError, FaceAnalyzer, cosine
+from .faces.base import Face, FaceAnalyzer, cosine
 
 # quality: faces this many pixels wide (or more) count as full size
 FULL_FACE_SIZE = 112.0
@@ -286,25 +286,12 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
         masks.append(mk)
         records.append({"view": v, **c.record()})
     if identity_check and len(chosen) > 1:
-        embs = []
-        for c in chosen:
-            embs.append(_embed(analyzer, images[c.index], c.face))
+        embs = [analyzer.embed_face(images[c.index], c.face) for c in chosen]
         if all(e is not None for e in embs):
             for v in range(len(chosen)):
                 sims = [cosine(embs[v], embs[u]) for u in range(len(chosen)) if u != v]
                 records[v]["identity_similarity"] = round(float(np.mean(sims)), 4)
     return FaceViews(np.stack(crops), np.stack(masks).astype(np.float32), records, cands)
-
-
-def _embed(analyzer: FaceAnalyzer, image: np.ndarray, face: Face):
-    fn = getattr(analyzer, "embed_face", None)
-    if fn is not None:
-        try:
-            return fn(image, face)
-        except FaceAnalysisError:
-            return None
-    f = analyzer.largest_face(image, embed=True)
-    return None if f is None else f.embedding
 
 
 # ------------------------------------------------------------------------------------ preview

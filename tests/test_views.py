@@ -184,3 +184,20 @@ def test_preview_strip_has_a_label_row(dlib_an, photos):
     assert p.shape[1] == 320 and p.shape[0] > 160
     label = p[160:]
     assert (label > 200).mean() > 0.005                          # some text was written
+
+
+def test_default_embed_face_takes_the_best_overlapping_face():
+    from mv2id_core.faces.base import FaceAnalyzer
+
+    class Two(FaceAnalyzer):
+        def analyze(self, image, embed=True):
+            a, b = _face((0, 0, 40, 40)), _face((100, 100, 160, 160))
+            if embed:
+                a.embedding, b.embedding = np.array([1.0, 0, 0], np.float32), np.array([0, 1.0, 0], np.float32)
+            return [b, a]
+
+    an = Two()
+    img = np.zeros((200, 200, 3), np.uint8)
+    assert an.embed_face(img, _face((2, 1, 41, 39))).tolist() == [1.0, 0, 0]
+    assert an.embed_face(img, _face((110, 95, 150, 165))).tolist() == [0, 1.0, 0]
+    assert an.embed_face(img, _face((60, 60, 80, 80))) is None            # overlaps neither

