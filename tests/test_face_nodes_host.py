@@ -115,3 +115,31 @@ def test_insightface_without_models_says_where_they_go(healthy):
     assert "Mv2IDFaceAnalyzer" in msg
     assert "models/antelopev2" in msg.replace("\\", "/") and "Folders searched" in msg
     assert "switch backend to dlib" in msg
+
+
+def test_insightface_pack_in_the_models_folder_runs_through_face_views(comfy):
+    """A pack dropped into <models>/insightface/models/<pack>/ is offered by the Face Analyzer and runs.
+
+    The pack is the small ONNX models of test_faces_insightface.py (real signatures, known outputs): its
+    detector fires on bright stride-8 cells, so a white square is the 'face' Face Views must crop."""
+    import test_faces_insightface as tiny
+
+    pack = comfy.base_dir / "models" / "insightface" / "models" / "mv2id_test_pack"
+    pack.mkdir(parents=True, exist_ok=True)
+    tiny.make_detector(pack / "scrfd_10g_bnkps.onnx")
+    tiny.make_landmark(pack / "1k3d68.onnx", yaw=-35.0)
+    tiny.make_recognition(pack / "glintr100.onnx")
+    info = comfy.get("/object_info/Mv2IDFaceAnalyzer")["Mv2IDFaceAnalyzer"]
+    typ, opts = info["input"]["required"]["insightface_pack"][:2]
+    assert "mv2id_test_pack" in (typ if isinstance(typ, list) else opts["options"])   # found on a fresh reload
+    Image.fromarray(tiny._cell_image()).save(comfy.input_dir / "mv2id_fv_square.png")
+    g = Graph()
+    fv = face_views(g, g.add("LoadImage", image="mv2id_fv_square.png")[0],
+                    analyzer(g, backend="insightface", insightface_pack="mv2id_test_pack"), num_views=1,
+                    width=64, height=64, margin=0.0)
+    g.add("PreviewAny", _id="json", source=fv[2])
+    entry = comfy.run(g.prompt(), timeout=300)
+    rep = json.loads(comfy.ui_outputs(entry, "json")["text"][0])
+    (view,) = rep["views"]
+    assert rep["analyzer"].startswith("insightface mv2id_test_pack (CPU")
+    assert view["bbox"] == [224.0, 144.0, 256.0, 176.0] and view["yaw"] == pytest.approx(-35, abs=0.5)
