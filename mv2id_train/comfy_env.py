@@ -1,8 +1,7 @@
 """Find and import ComfyUI's model code (WanModel, the VAE, the text-encoder loader).
 
-Looked up in this order: $MV2ID_COMFYUI, $COMFYUI_PATH, the pinned test host written by
-tools/setup_host.sh (<repo>/.host/env.sh), and a ComfyUI folder that contains this pack
-(<ComfyUI>/custom_nodes/ComfyUI-Mv2ID). On a machine without CUDA, ComfyUI is put in CPU mode
+Looked up in this order: $MV2ID_COMFYUI (the test host; tests/conftest.py sets it), $COMFYUI_PATH,
+and a ComfyUI folder that contains this pack (<ComfyUI>/custom_nodes/ComfyUI-Mv2ID). On a machine without CUDA, ComfyUI is put in CPU mode
 before its model management is imported.
 """
 from __future__ import annotations
@@ -26,13 +25,6 @@ def locate_comfyui() -> Path:
             if (p / "comfy").is_dir():
                 return p
             raise ComfyNotFound(f"${var}={p} is not a ComfyUI folder (no comfy/ inside)")
-    env_sh = Path(os.environ.get("MV2ID_HOST_DIR", ROOT / ".host")) / "env.sh"
-    if env_sh.is_file():
-        for line in env_sh.read_text().splitlines():
-            if line.startswith("export MV2ID_COMFYUI="):
-                p = Path(line.split("=", 1)[1].strip().strip('"'))
-                if (p / "comfy").is_dir():
-                    return p
     if ROOT.parent.name == "custom_nodes" and (ROOT.parent.parent / "comfy").is_dir():
         return ROOT.parent.parent
     raise ComfyNotFound("ComfyUI not found: set COMFYUI_PATH=/path/to/ComfyUI (training uses its Wan model code)")

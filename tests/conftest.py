@@ -6,6 +6,7 @@ is always stopped, also when tests fail or the session is interrupted.
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -18,6 +19,13 @@ for p in (ROOT, ROOT / "tools", ROOT / "tests"):
 
 import hostkit  # noqa: E402
 
+# Tests that import ComfyUI in-process (training, the RD-RoPE patch) find it the way a user's
+# COMFYUI_PATH would be found: through MV2ID_COMFYUI, set here from the host under test. No host
+# set up is an error, not a skip: a missing host must not turn into a green run.
+_HOST = hostkit.HostConfig.from_env()
+os.environ.setdefault("MV2ID_COMFYUI", str(_HOST.comfyui))
+os.environ.setdefault("MV2ID_TINY_MODELS", str(_HOST.tiny_models))
+
 DATA = Path(__file__).resolve().parent / "data"
 
 
@@ -29,7 +37,7 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session")
 def host_config() -> hostkit.HostConfig:
-    return hostkit.HostConfig.from_env()
+    return _HOST
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,6 @@ from safetensors.torch import save_file
 
 import train_helpers as T
 
-pytest.importorskip("mv2id_train.comfy_env")
 
 ARGS = ["--frames", "9", "--train-fps", "16", "--sample-fps", "8", "--refs", "2", "--min-yaw-span", "30",
         "--max-clips", "2", "--ref-size", "64x64", "--no-progress"]

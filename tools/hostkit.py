@@ -38,22 +38,35 @@ class HostConfig:
     comfyui: Path
     python: str
     tiny_models: Path
+    name: str = "custom"
+    description: str = ""
 
     @classmethod
     def from_env(cls) -> "HostConfig":
-        """The host written by tools/setup_host.sh (MV2ID_* variables or .host/env.sh)."""
+        """The host tools/setup_host.py installed: MV2ID_* variables (tools/dev.sh exports them), else
+        .host/<MV2ID_HOST>/env.sh, else the first installed of the hosts in hosts/hosts.ini."""
         env = dict(os.environ)
-        env_sh = Path(env.get("MV2ID_HOST_DIR", ROOT / ".host")) / "env.sh"
-        if "MV2ID_COMFYUI" not in env and env_sh.is_file():
+        if "MV2ID_COMFYUI" not in env:
+            home = Path(env.get("MV2ID_HOST_DIR", ROOT / ".host"))
+            names = [env["MV2ID_HOST"]] if env.get("MV2ID_HOST") else ["newest", "oldest", "custom"]
+            env_sh = next((home / n / "env.sh" for n in names if (home / n / "env.sh").is_file()), None)
+            if env_sh is None:
+                raise RuntimeError("No ComfyUI host is set up. Run `python3 tools/setup_host.py` first "
+                                   "(or set COMFYUI_PATH to an existing ComfyUI and run it).")
             for line in env_sh.read_text().splitlines():
                 if line.startswith("export "):
                     k, _, v = line[len("export "):].partition("=")
-                    env.setdefault(k, v.strip().strip('"'))
-        if "MV2ID_COMFYUI" not in env:
-            raise RuntimeError("No ComfyUI host is set up. Run `bash tools/setup_host.sh` first "
-                               "(or set COMFYUI_PATH to an existing ComfyUI and run it).")
+                    env[k] = v.strip().strip('"')
         return cls(Path(env["MV2ID_COMFYUI"]), env.get("MV2ID_PYTHON", sys.executable),
-                   Path(env["MV2ID_TINY_MODELS"]))
+                   Path(env["MV2ID_TINY_MODELS"]), env.get("MV2ID_HOST", "custom"),
+                   env.get("MV2ID_HOST_DESCRIPTION", ""))
+
+    @property
+    def version(self) -> str:
+        """ComfyUI's own version string (comfyui_version.py), e.g. '0.33.0'."""
+        import re
+        text = (self.comfyui / "comfyui_version.py").read_text()
+        return re.search(r"__version__\s*=\s*['\"]([^'\"]+)", text).group(1)
 
 
 def free_port() -> int:
