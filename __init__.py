@@ -3,10 +3,19 @@
 ComfyUI loads this folder as a custom node pack and calls `comfy_entrypoint` (V3 node API).
 The method itself lives in `mv2id_core/` (plain PyTorch); `nodes/` only adapts it to ComfyUI.
 Importing this file imports nothing from ComfyUI; the nodes are imported when ComfyUI asks.
+On a ComfyUI older than the pack needs, it logs one line saying so and registers no nodes.
 """
+import logging
 
+from .mv2id_core.comfyui.support import running_version, version_problem
 
-async def comfy_entrypoint():
-    from .nodes import Mv2IDExtension
+_problem = version_problem(running_version())
+if _problem:
+    logging.getLogger("Mv2ID").error("[Mv2ID] %s", _problem)
+    # an empty V1 pack: ComfyUI before 0.3.48 would list a pack without NODE_CLASS_MAPPINGS as IMPORT FAILED
+    NODE_CLASS_MAPPINGS = {}
+else:
+    async def comfy_entrypoint():
+        from .nodes import Mv2IDExtension
 
-    return Mv2IDExtension()
+        return Mv2IDExtension()

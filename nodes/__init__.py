@@ -51,6 +51,12 @@ def _report_optional_libraries() -> None:
 class Mv2IDExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         # ComfyUI 0.3.75 does not call on_load for custom nodes; this runs once at start-up
+        from ..mv2id_core.comfyui.support import host_problem
+
+        problem = host_problem()
+        if problem:   # e.g. a source checkout whose version string is right but whose Wan model is old
+            log.error("[Mv2ID] %s", problem)
+            return []
         _report_optional_libraries()
         return _collect()
 
