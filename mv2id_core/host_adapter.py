@@ -20,7 +20,7 @@ import comfy.samplers
 import node_helpers
 
 from .guidance import GuidanceConfig, in_window, step_index
-from .rdrope import RDRoPEConfig, position_ids
+from .rdrope import RDRoPEConfig, position_ids, token_grid
 
 WRAPPER_KEY = "mv2id_rdrope"
 OPTIONS_KEY = "mv2id_rdrope"
@@ -44,7 +44,16 @@ def require_wan21(model) -> None:
 
 
 class RDRoPEEncode:
-    """Replacement for WanModel.rope_encode that knows where the reference frames are."""
+    """Replacement for WanModel.rope_encode that knows where the reference frames are.
+
+    It handles only the call WanModel._forward makes for the video + reference sequence: the
+    token grid of exactly the frames the wrapper saw, and no other arguments than
+    device/dtype/transformer_options at their usual meaning. Every other call (other t_start or
+    steps, an in-context stream's `source_id`, arguments a newer ComfyUI adds) goes to the
+    original with all its arguments, positional and keyword, unchanged.
+    """
+
+    HANDLED = {"device", "dtype", "transformer_options"}
 
     def __init__(self, diffusion_model, config: RDRoPEConfig, original):
         self.diffusion_model = diffusion_model
@@ -55,22 +64,32 @@ class RDRoPEEncode:
     def __deepcopy__(self, memo):  # model_options are deep-copied on clone; weights must not be
         return self
 
-    def __call__(self, t, h, w, t_start=0, steps_t=None, steps_h=None, steps_w=None, device=None, dtype=None,
-                 transformer_options={}):
-        info = transformer_options.get(OPTIONS_KEY)
-        if info is None or info["ref_frames"] == 0 or t_start != 0 or steps_t or steps_h or steps_w:
-            return self.original(t, h, w, t_start=t_start, steps_t=steps_t, steps_h=steps_h, steps_w=steps_w,
-                                 device=device, dtype=dtype, transformer_options=transformer_options)
+    def _handles(self, t, args, kwargs) -> dict | None:
+        """The reference record when this call is the main video + reference grid, else None."""
+        if args or not self.HANDLED.issuperset(kwargs):
+            return None
+        info = (kwargs.get("transformer_options") or {}).get(OPTIONS_KEY)
+        if info is None or info["ref_frames"] == 0:
+            return None
+        if t != info["video_frames"] + info["ref_frames"]:
+            return None   # e.g. a model variant that adds frames of its own
+        return info
+
+    def __call__(self, t, h, w, *args, **kwargs):
+        info = self._handles(t, args, kwargs)
+        if info is None:
+            return self.original(t, h, w, *args, **kwargs)
+        device, dtype = kwargs.get("device"), kwargs.get("dtype")
         p = self.diffusion_model.patch_size
-        t_len = (t + p[0] // 2) // p[0]
-        h_len = (h + p[1] // 2) // p[1]
-        w_len = (w + p[2] // 2) // p[2]
+        t_len, h_len, w_len = token_grid(t, h, w, p)
         n_ref = info["ref_frames"]
-        rope_options = transformer_options.get("rope_options", None)
+        rope_options = kwargs["transformer_options"].get("rope_options", None)
         key = (t_len, h_len, w_len, n_ref, str(device), dtype, repr(sorted((rope_options or {}).items())))
         freqs = self._cache.get(key)
         if freqs is None:
-            ids = position_ids(t_len - n_ref, n_ref, h_len, w_len, self.config, rope_options, device=device, dtype=dtype)
+            # ids in float32 whatever the model's dtype: bf16 cannot hold every integer above 256
+            ids = position_ids(t_len - n_ref, n_ref, h_len, w_len, self.config, rope_options, device=device,
+                               dtype=torch.float32)
             freqs = self.diffusion_model.rope_embedder(ids.unsqueeze(0)).movedim(1, 2)
             self._cache = {key: freqs}   # one entry: bounded memory, re-filled when shapes change
         return freqs

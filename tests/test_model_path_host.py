@@ -192,3 +192,33 @@ def test_non_wan21_model_is_refused(healthy, ref_files):
     _mv2id(g, ref_files, model=wrong, save="wrong_model")
     msg = _error_of(healthy, g.prompt())
     assert "Mv2ID needs a Wan 2.1 model" in msg and "WAN22" in msg
+
+
+def test_rdrope_patch_runs_with_a_core_node_that_calls_rope_encode_with_more_arguments(comfy, ref_files):
+    """BerniniConditioning (newer ComfyUI) adds in-context streams whose rope_encode calls carry
+    `source_id`: the RD-RoPE patch must pass those through to ComfyUI's own rope_encode."""
+    if "BerniniConditioning" not in comfy.object_info():
+        pytest.skip(f"ComfyUI {comfy.host.version} has no BerniniConditioning (newer core node)")
+
+    def run(mode, bernini, name):
+        g = Graph()
+        model, vae, pos, neg = tiny_loaders(g)
+        refs = _refs(g, ref_files)
+        if bernini:
+            b = g.add("BerniniConditioning", positive=pos, negative=neg, vae=vae, width=W, height=H, length=LENGTH,
+                      batch_size=1, ref_max_size=64, **{"reference_images.reference_image_0": refs})
+            pos, neg = b[0], b[1]
+        cond = g.add("Mv2IDReferenceConditioning", positive=pos, negative=neg, vae=vae, reference_images=refs,
+                     width=W, height=H, length=LENGTH, batch_size=1, fit="pad_white")
+        patched = g.add("Mv2IDRDRoPE", model=model, mode=mode, offset=1.0, first_index=1, layout=cond[4])
+        lat = g.add("Mv2IDSampler", model=patched, positive=cond[0], negative_text=cond[1], negative_img_text=cond[2],
+                    latent=cond[3], seed=3, steps=2, text_cfg=7.5, ref_cfg=5.0, ref_start=0.0, ref_end=1.0,
+                    sampler_name="euler", scheduler="simple", denoise=1.0)
+        g.add("Mv2IDTestSaveLatent", samples=lat, filename=name)
+        return _latent(comfy, comfy.run(g.prompt()), name)
+
+    rd_bernini, vanilla_bernini, rd_plain = run("rd", True, "bern_rd"), run("vanilla", True, "bern_v"), \
+        run("rd", False, "bern_none")
+    assert torch.isfinite(rd_bernini).all()
+    assert not torch.allclose(rd_bernini, vanilla_bernini)   # the patch still moves the references
+    assert not torch.allclose(rd_bernini, rd_plain)          # and the in-context streams still count
