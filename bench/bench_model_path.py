@@ -32,10 +32,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 def _comfy_dir(arg: str | None) -> Path:
     if arg:
         return Path(arg)
-    if os.environ.get("MV2ID_COMFYUI"):
-        return Path(os.environ["MV2ID_COMFYUI"])
-    import hostkit
-    return hostkit.HostConfig.from_env().comfyui
+    import comfy_server
+    return comfy_server.HostConfig.from_env().comfyui
 
 
 def main(argv=None):
@@ -62,25 +60,27 @@ def main(argv=None):
     import comfy.sd
     import comfy.samplers
     import node_helpers
-    import comfy.latent_formats
     from comfy_extras.nodes_custom_sampler import Guider_DualCFG
 
     core = _import_core()
     GuidanceConfig, RDRoPEConfig = core.guidance.GuidanceConfig, core.rdrope.RDRoPEConfig
-    Mv2IDGuider, patch_rdrope = core.host_adapter.Mv2IDGuider, core.host_adapter.patch_rdrope
+    from mv2id_core.comfyui.guider import ReferenceGuider
+    from mv2id_core.comfyui.rdrope_patch import patch_rdrope
+    from mv2id_core.comfyui.wan import zero_reference_latent
+    from mv2id_core.latents import latent_shape
 
     unet = Path(a.models) / "diffusion_models" / make_tiny_models.PRESETS[a.preset]["unet_name"]
     model = comfy.sd.load_diffusion_model(str(unet))
     dev = mm.get_torch_device()
     cuda = dev.type == "cuda"
     g = torch.Generator().manual_seed(0)
-    t_lat, h, w = (a.length - 1) // 4 + 1, a.height // 8, a.width // 8
-    latent = torch.zeros(1, 16, t_lat, h, w)
+    latent = torch.zeros(latent_shape(1, a.length, a.height, a.width))
+    h, w = latent.shape[-2:]
     noise = torch.randn(latent.shape, generator=g)
     ctx_pos = torch.randn(1, a.text_tokens, 4096, generator=g)
     ctx_neg = torch.randn(1, a.text_tokens, 4096, generator=g)
     refs = torch.randn(1, 16, a.refs, h, w, generator=g)
-    zero_refs = comfy.latent_formats.Wan21().process_out(torch.zeros_like(refs))
+    zero_refs = zero_reference_latent(refs)
     pos, neg = [[ctx_pos, {}]], [[ctx_neg, {}]]
     pos_r = node_helpers.conditioning_set_values(pos, {"time_dim_concat": refs})
     neg_r = node_helpers.conditioning_set_values(neg, {"time_dim_concat": refs})
@@ -95,7 +95,7 @@ def main(argv=None):
 
     def mv2id(m, end):
         def make():
-            gd = Mv2IDGuider(m); gd.set_conds(pos_r, neg_r, neg_z)
+            gd = ReferenceGuider(m); gd.set_conds(pos_r, neg_r, neg_z)
             gd.set_cfg(GuidanceConfig(7.5, 5.0, 0.0, end)); return gd
         return make
 
@@ -147,11 +147,11 @@ def main(argv=None):
 
 
 def _import_core():
-    """mv2id_core as a plain package (its host adapter imports comfy, which is on the path)."""
+    """mv2id_core as a plain package (its comfyui subpackage imports comfy, which is on the path)."""
     sys.path.insert(0, str(ROOT))
     import mv2id_core.guidance
     import mv2id_core.rdrope
-    import mv2id_core.host_adapter
+    import mv2id_core.comfyui.guider
     return mv2id_core
 
 

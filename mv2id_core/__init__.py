@@ -1,7 +1,9 @@
-"""Mv2ID as a plain PyTorch library (no ComfyUI imports outside `host_adapter`).
+"""Mv2ID as a plain PyTorch library; only the `comfyui` subpackage touches ComfyUI's objects.
 
-Modules are named after the paper: views (face views and view selection), region_mask,
-rdrope (reference-decoupled RoPE position ids), references (reference packing),
-guidance, metrics.
+Modules are named after the paper: references (multi-view reference packing), rdrope
+(reference-decoupled RoPE position ids), guidance (three-pass reference guidance and its step
+window), views (face views and view selection), region_masks (training-time region masking),
+metrics (MvRC, FaceSim, copy-paste); faces/ holds the face-analysis backends, latents the Wan 2.1
+latent geometry, errors the pack's exception classes.
 """
 __version__ = "0.1.0"

@@ -33,6 +33,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .errors import InputError, NoReferenceFaceError
 from .faces.base import Face, FaceAnalyzer
 from .faces.base import as_rgb_uint8 as _as_rgb_uint8
 
@@ -43,35 +44,27 @@ DEFAULT_POSE_WEIGHTS = (1.0, 1.0, 1.0)   # yaw, pitch, roll
 MIN_COPY_CEILING = 1e-3      # an exact copy must stand out by more than this, else copy-paste is undefined
 
 
-class MetricsError(ValueError):
-    """Bad input to the identity metrics; the message names the problem and the fix."""
-
-
-class NoReferenceFaceError(MetricsError):
-    """No face was found in any reference image."""
-
-
 # ----------------------------------------------------------------------------- input checks
 def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
-    """One image -> RGB uint8 [H, W, 3] (faces.base.as_rgb_uint8), raising MetricsError naming `what`."""
-    return _as_rgb_uint8(image, what, MetricsError)
+    """One image -> RGB uint8 [H, W, 3] (faces.base.as_rgb_uint8), raising InputError naming `what`."""
+    return _as_rgb_uint8(image, what, InputError)
 
 
 def _as_image_list(images, what: str) -> list:
     """A batch [N, H, W, C] or a sequence of images -> list of N images (not converted yet)."""
     if images is None or isinstance(images, (str, bytes)):
-        raise MetricsError(f"{what} must be a batch [N, H, W, 3] or a list of images, got {images!r:.80}.")
+        raise InputError(f"{what} must be a batch [N, H, W, 3] or a list of images, got {images!r:.80}.")
     if hasattr(images, "ndim") and hasattr(images, "shape"):
         if images.ndim == 3 and images.shape[-1] in (1, 3, 4):
-            raise MetricsError(f"{what} must be several images [N, H, W, 3]; got one image "
+            raise InputError(f"{what} must be several images [N, H, W, 3]; got one image "
                                f"{list(images.shape)}: wrap it in a list or add a batch axis.")
         if images.ndim != 4:
-            raise MetricsError(f"{what} must be a batch of images [N, H, W, 3], got shape {list(images.shape)}.")
+            raise InputError(f"{what} must be a batch of images [N, H, W, 3], got shape {list(images.shape)}.")
         return [images[i] for i in range(images.shape[0])]
     try:
         return list(images)
     except TypeError:
-        raise MetricsError(f"{what} must be a batch [N, H, W, 3] or a list of images, "
+        raise InputError(f"{what} must be a batch [N, H, W, 3] or a list of images, "
                            f"got {type(images).__name__}.") from None
 
 
@@ -79,7 +72,7 @@ def check_analyzer(analyzer) -> FaceAnalyzer:
     """A FaceAnalyzer, or any object with its analyze(image, embed) method (the class may come from
     a second copy of this package, e.g. when ComfyUI imports the pack under its folder name)."""
     if not (isinstance(analyzer, FaceAnalyzer) or callable(getattr(analyzer, "analyze", None))):
-        raise MetricsError(
+        raise InputError(
             f"analyzer must be a face analyzer (mv2id_core.faces.FaceAnalyzer; in ComfyUI the output of "
             f"'Mv2ID Face Analyzer', in Python mv2id_core.faces.load_analyzer('dlib')), got "
             f"{type(analyzer).__name__}.")
@@ -93,11 +86,11 @@ def sample_frame_indices(total_frames: int, num_frames: int | None = FACESIM_FRA
     num_frames None or 0 -> every frame [total_frames]. Short videos repeat indices (as OpenS2V).
     """
     if total_frames < 1:
-        raise MetricsError("the video has no frames.")
+        raise InputError("the video has no frames.")
     if not num_frames:
         return np.arange(total_frames, dtype=np.int64)
     if num_frames < 0:
-        raise MetricsError(f"num_frames must be >= 0 (0 = every frame), got {num_frames}.")
+        raise InputError(f"num_frames must be >= 0 (0 = every frame), got {num_frames}.")
     return np.linspace(0, total_frames - 1, int(num_frames)).astype(np.int64)
 
 
@@ -107,7 +100,7 @@ def pad_image(image: np.ndarray, scale: float = PAD_SCALE, value: int = PAD_VALU
     image [H, W, 3] uint8 -> ([H + 2*top, W + 2*left, 3] uint8, (left, top)).
     """
     if scale < 1.0:
-        raise MetricsError(f"pad scale must be >= 1.0, got {scale}.")
+        raise InputError(f"pad scale must be >= 1.0, got {scale}.")
     h, w = image.shape[:2]
     top, left = int(h * (scale - 1.0)), int(w * (scale - 1.0))
     out = np.full((h + 2 * top, w + 2 * left, 3), value, dtype=np.uint8)
@@ -124,7 +117,7 @@ def similarity_matrix(frame_emb: np.ndarray, ref_emb: np.ndarray) -> np.ndarray:
     a = np.asarray(frame_emb, dtype=np.float64)
     b = np.asarray(ref_emb, dtype=np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise MetricsError(f"embedding shapes do not match: frames {list(a.shape)} vs references "
+        raise InputError(f"embedding shapes do not match: frames {list(a.shape)} vs references "
                            f"{list(b.shape)}; score frames and references with the same analyzer.")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
@@ -272,7 +265,7 @@ def detect_face(analyzer: FaceAnalyzer, image: np.ndarray, pad_retry: bool = Tru
         return None, padded
     face = max(faces, key=lambda fc: fc.area)
     if face.embedding is None:
-        raise MetricsError(f"the face analyzer {analyzer.describe()!r} returned a face without an identity "
+        raise InputError(f"the face analyzer {analyzer.describe()!r} returned a face without an identity "
                            "embedding; use a backend with a recognition model (dlib or insightface).")
     return face, padded
 
@@ -292,22 +285,22 @@ def score_video(frames, references, analyzer: FaceAnalyzer, *, num_frames: int |
     references: M >= 1 reference images of the identity ([M, H, W, 3] or a list; sizes may differ).
     analyzer: any FaceAnalyzer (dlib, insightface, ...); the same one embeds frames and references.
     progress(done, total) is called after every analysed image (references, then unique frames).
-    Raises MetricsError for bad input, NoReferenceFaceError when no reference shows a face.
+    Raises InputError for bad input, NoReferenceFaceError when no reference shows a face.
     """
     check_analyzer(analyzer)
     ref_list = _as_image_list(references, "references")
     if not ref_list:
-        raise MetricsError("no reference images: give 1 or more images of the identity.")
+        raise InputError("no reference images: give 1 or more images of the identity.")
     names = list(reference_names) if reference_names is not None else [f"ref{i}" for i in range(len(ref_list))]
     if len(names) != len(ref_list):
-        raise MetricsError(f"{len(names)} reference names for {len(ref_list)} references.")
+        raise InputError(f"{len(names)} reference names for {len(ref_list)} references.")
     frame_list = _as_image_list(frames, "frames")
     if not frame_list:
-        raise MetricsError("the video has no frames.")
+        raise InputError("the video has no frames.")
     if frame_indices is not None:
         idx = np.asarray(frame_indices, dtype=np.int64)
         if idx.shape != (len(frame_list),):
-            raise MetricsError(f"frame_indices has {idx.size} entries for {len(frame_list)} frames.")
+            raise InputError(f"frame_indices has {idx.size} entries for {len(frame_list)} frames.")
         total = int(total_frames) if total_frames is not None else int(idx.max()) + 1
         first = {}
         for pos, i in enumerate(idx):
@@ -361,7 +354,7 @@ def score_video(frames, references, analyzer: FaceAnalyzer, *, num_frames: int |
         if face is not None:
             e = np.asarray(face.embedding, np.float64).ravel()
             if e.shape[0] != d:
-                raise MetricsError(f"frame embeddings have {e.shape[0]} dimensions but the references' have {d}; "
+                raise InputError(f"frame embeddings have {e.shape[0]} dimensions but the references' have {d}; "
                                    "score frames and references with the same analyzer.")
             frame_emb[row] = e
             frame_pose[row] = (face.yaw, face.pitch, face.roll)

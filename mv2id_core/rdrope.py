@@ -46,11 +46,6 @@ class RDRoPEConfig:
         return asdict(self)
 
 
-def token_grid(t: int, h: int, w: int, patch_size=(1, 2, 2)) -> tuple[int, int, int]:
-    """Latent (frames, height, width) -> token grid size, rounding like ComfyUI (pad to patch)."""
-    return tuple((n + p // 2) // p for n, p in zip((t, h, w), patch_size))
-
-
 def _affine(rope_options: dict | None):
     """(scale, shift) per axis (t, h, w) from ComfyUI's transformer_options['rope_options']."""
     ro = rope_options or {}

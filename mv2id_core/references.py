@@ -11,23 +11,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .errors import InputError
+from .latents import PATCH_SIZE, SPATIAL_COMPRESSION, latent_frames, token_grid
 FIT_MODES = ("pad_white", "center_crop", "stretch", "none")
-
-
-class ReferenceError(ValueError):
-    """Bad reference input; the message names the problem and the fix."""
-
-
-def check_length(length: int) -> None:
-    """Wan's VAE compresses time 4x with a causal first frame: frame counts must be 4n+1."""
-    if length < 1 or (length - 1) % 4 != 0:
-        lo = max(1, ((length - 1) // 4) * 4 + 1)
-        raise ReferenceError(f"length {length} is not of the form 4n+1 (Wan 2.1 video frames); "
-                             f"use {lo} or {lo + 4}.")
-
-
-def latent_frames(length: int) -> int:
-    return (length - 1) // 4 + 1
 
 
 def to_rgb_on_white(images: torch.Tensor) -> torch.Tensor:
@@ -51,15 +37,15 @@ def fit_references(images: torch.Tensor, width: int, height: int, mode: str = "p
     stretch: resize ignoring the aspect ratio. none: sizes must already match.
     """
     if mode not in FIT_MODES:
-        raise ReferenceError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
+        raise InputError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
     if images is None or images.ndim != 4 or images.shape[0] == 0:
-        raise ReferenceError("no reference images: connect 1 or more face images (e.g. from "
+        raise InputError("no reference images: connect 1 or more face images (e.g. from "
                              "'Mv2ID Face Views' or Load Image) to reference_images.")
     x = to_rgb_on_white(images.float()).movedim(-1, 1)  # [N,3,H,W]
     n, _, h, w = x.shape
     if mode == "none":
         if (h, w) != (height, width):
-            raise ReferenceError(f"reference images are {w}x{h} but the video is {width}x{height}: "
+            raise InputError(f"reference images are {w}x{h} but the video is {width}x{height}: "
                                  f"resize them first or choose fit 'pad_white' or 'center_crop'.")
         out = x
     elif mode == "stretch":
@@ -93,20 +79,20 @@ def encode_references(images: torch.Tensor, encode: Callable[[torch.Tensor], tor
     frames = [encode(images[i:i + 1]) for i in range(images.shape[0])]
     for i, f in enumerate(frames):
         if f.ndim != 5 or f.shape[2] != 1:
-            raise ReferenceError(f"the VAE encoded reference {i} to shape {tuple(f.shape)}, not one "
+            raise InputError(f"the VAE encoded reference {i} to shape {tuple(f.shape)}, not one "
                                  f"latent frame [1, C, 1, h, w]: is this a Wan 2.1 VAE?")
     return torch.cat(frames, dim=2)
 
 
 def reference_layout(num_refs: int, width: int, height: int, length: int, batch_size: int, fit: str,
-                     patch_size=(1, 2, 2)) -> dict:
+                     spatial: int = SPATIAL_COMPRESSION, patch_size=PATCH_SIZE) -> dict:
     """A small JSON-able record of how references were packed (read by the RD-RoPE patch)."""
-    lat_h, lat_w = height // 8, width // 8
+    lat_h, lat_w = height // spatial, width // spatial
     return {
         "num_refs": int(num_refs),
         "video_latent_frames": latent_frames(length),
         "latent_hw": [lat_h, lat_w],
-        "token_grid_hw": [(lat_h + patch_size[1] // 2) // patch_size[1], (lat_w + patch_size[2] // 2) // patch_size[2]],
+        "token_grid_hw": list(token_grid(1, lat_h, lat_w, patch_size)[1:]),
         "width": int(width), "height": int(height), "length": int(length),
         "batch_size": int(batch_size), "fit": fit,
     }

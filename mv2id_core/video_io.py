@@ -11,12 +11,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .errors import MediaError
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-
-
-class MediaError(ValueError):
-    """A file cannot be read as the video or image it should be; the message names the file."""
 
 
 def _av():

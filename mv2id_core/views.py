@@ -21,16 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import NoFaceError
 from .faces.base import Face, FaceAnalyzer, cosine
 
 # quality: faces this many pixels wide (or more) count as full size
 FULL_FACE_SIZE = 112.0
 # Laplacian variance of a face crop resized to 112 px at which sharpness counts as 0.5
 SHARPNESS_HALF = 60.0
-
-
-class NoFaceError(ValueError):
-    """An input image has no detectable face, or too few usable faces for the views requested."""
 
 
 @dataclass

@@ -6,7 +6,7 @@
 
 Video clips: the manifest's frames, resized and centre-cropped to width x height, VAE-encoded.
 References: each crop fitted to the video size on white (pad_white, as Mv2ID Reference
-Conditioning does by default), region-masked in pixel space (mv2id_core.region_mask) with
+Conditioning does by default), region-masked in pixel space (mv2id_core.region_masks) with
 --mask-draws independent seeded draws, each reference encoded on its own as one latent frame.
 Captions: umT5 through ComfyUI's text-encoder loader (CLIPLoader type "wan"), so the trainer
 never holds the text encoder. Without a text encoder, --context-file gives precomputed
@@ -29,8 +29,9 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from mv2id_core import latents  # noqa: E402
 from mv2id_core import references as core_refs  # noqa: E402
-from mv2id_core.region_mask import apply_region_masks, region_masks  # noqa: E402
+from mv2id_core.region_masks import apply_region_masks, region_masks  # noqa: E402
 
 from . import progress_bar  # noqa: E402
 from .cache_format import CacheWriter  # noqa: E402
@@ -72,7 +73,7 @@ def fit_frames(frames: np.ndarray | torch.Tensor, width: int, height: int) -> to
 
 def encode_video(vae, frames: torch.Tensor) -> torch.Tensor:
     """[F, H, W, 3] (F = 4n+1) -> [16, (F-1)/4+1, H/8, W/8]."""
-    core_refs.check_length(frames.shape[0])
+    latents.check_length(frames.shape[0])
     return vae.encode(frames)[0].float().cpu()
 
 

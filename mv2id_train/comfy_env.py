@@ -10,12 +10,9 @@ import os
 import sys
 from pathlib import Path
 
+from mv2id_core.errors import ComfyUINotFound
 ROOT = Path(__file__).resolve().parent.parent
 _COMFY = None
-
-
-class ComfyNotFound(RuntimeError):
-    pass
 
 
 def locate_comfyui() -> Path:
@@ -24,10 +21,10 @@ def locate_comfyui() -> Path:
             p = Path(os.environ[var]).expanduser()
             if (p / "comfy").is_dir():
                 return p
-            raise ComfyNotFound(f"${var}={p} is not a ComfyUI folder (no comfy/ inside)")
+            raise ComfyUINotFound(f"${var}={p} is not a ComfyUI folder (no comfy/ inside)")
     if ROOT.parent.name == "custom_nodes" and (ROOT.parent.parent / "comfy").is_dir():
         return ROOT.parent.parent
-    raise ComfyNotFound("ComfyUI not found: set COMFYUI_PATH=/path/to/ComfyUI (training uses its Wan model code)")
+    raise ComfyUINotFound("ComfyUI not found: set COMFYUI_PATH=/path/to/ComfyUI (training uses its Wan model code)")
 
 
 def import_comfy(cpu: bool | None = None):

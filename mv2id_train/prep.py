@@ -131,7 +131,8 @@ def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], 
     the few frames that become references are decoded again at the end.
     """
     from PIL import Image
-    from mv2id_core.views import NoFaceError, crop_view, face_quality, face_sharpness, select_views
+    from mv2id_core.errors import NoFaceError
+    from mv2id_core.views import crop_view, face_quality, face_sharpness, select_views
 
     stats = Counter()
     total, fps = video_info(path)

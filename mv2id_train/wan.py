@@ -2,9 +2,9 @@
 
 - load_wan: a bare comfy.ldm.wan.model.WanModel from a ComfyUI-format safetensors file (the
   file UNETLoader loads), config detected by ComfyUI's own comfy.model_detection.
-- RD-RoPE: the very RDRoPEEncode object that the inference patch installs
-  (mv2id_core.host_adapter), put on this WanModel instance, plus the same DIFFUSION_MODEL
-  wrapper (_RefCountWrapper) that tells it how many reference frames a forward carries.
+- RD-RoPE: the very rope_encode replacement that the inference patch installs
+  (mv2id_core.comfyui.rdrope_patch), put on this WanModel instance, plus the same DIFFUSION_MODEL
+  wrapper that tells it how many reference frames a forward carries.
 - forward: WanModel.forward(x, t, context, time_dim_concat=refs, transformer_options=...) -
   the call ComfyUI's model_base makes at inference, with references already in the model's
   latent space (process_latent_in), as model_base.WAN21.extra_conds does.
@@ -12,22 +12,21 @@
 """
 from __future__ import annotations
 
-import types
-
 import torch
 
 from .comfy_env import import_comfy
 
 
-def _host_adapter():
+def _rdrope_patch():
     import_comfy()
-    from mv2id_core import host_adapter
-    return host_adapter
+    from mv2id_core.comfyui import rdrope_patch
+    return rdrope_patch
 
 
 def latent_format():
-    comfy = import_comfy()
-    return comfy.latent_formats.Wan21()
+    import_comfy()
+    from mv2id_core.comfyui.wan import latent_format
+    return latent_format()
 
 
 def load_state_dict(path: str) -> dict:
@@ -74,19 +73,13 @@ def load_wan(path: str, dtype=torch.float32, device="cpu"):
 
 def install_rdrope(model, config) -> None:
     """Put the inference patch's rope_encode replacement on this WanModel instance."""
-    ha = _host_adapter()
-    original = types.MethodType(type(model).rope_encode, model)
-    if isinstance(getattr(model, "rope_encode", None), ha.RDRoPEEncode):
-        original = model.rope_encode.original
-    model.rope_encode = ha.RDRoPEEncode(model, config, original)
+    _rdrope_patch().install_on_model(model, config)
 
 
 def transformer_options() -> dict:
     """transformer_options for a training forward: the RD-RoPE reference-count wrapper, the same
     object type the inference patch registers (ComfyUI passes it the same way while sampling)."""
-    ha = _host_adapter()
-    comfy = import_comfy()
-    return {"wrappers": {comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL: {ha.WRAPPER_KEY: [ha._RefCountWrapper(None)]}}}
+    return _rdrope_patch().wrapper_options()
 
 
 def enable_gradient_checkpointing(model) -> None:

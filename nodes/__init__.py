@@ -13,7 +13,7 @@ from comfy_api.latest import ComfyExtension, io
 log = logging.getLogger("Mv2ID")
 
 # feature modules, in menu order
-_MODULES = ("model_path", "face_analysis", "face_views", "region_mask", "identity_score")
+_MODULES = ("references", "rdrope", "guidance", "face_analysis", "views", "region_masks", "metrics")
 
 
 def _collect() -> list[type[io.ComfyNode]]:

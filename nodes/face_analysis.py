@@ -12,8 +12,9 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core.faces import FaceAnalysisError, available_backends, load_analyzer
-from .types import FaceAnalyzer
+from ..mv2id_core.errors import FaceAnalysisError
+from ..mv2id_core.faces import available_backends, load_analyzer
+from .sockets import FaceAnalyzer
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/faces"

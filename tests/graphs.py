@@ -1,7 +1,7 @@
 """Builders for API-format prompts used by the host tests (plain dicts, no ComfyUI import)."""
 from __future__ import annotations
 
-from hostkit import TINY_UNET, TINY_VAE
+from workflow_api import TINY_UNET, TINY_VAE
 
 
 class Graph:

@@ -13,7 +13,7 @@ from mv2id_core.video_io import read_frames
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.host
+@pytest.mark.server
 def test_demo_writes_a_playable_video_on_the_tiny_models(host_config, tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, MV2ID_COMFYUI=str(host_config.comfyui), MV2ID_PYTHON=host_config.python,

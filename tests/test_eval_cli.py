@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from mv2id_core.cli import eval as cli
-from mv2id_core.video_io import MediaError, count_frames, read_sampled_frames, write_video
+from mv2id_core.errors import MediaError
+from mv2id_core.video_io import count_frames, read_sampled_frames, write_video
 from photos import fit, load_photos, rot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import hostkit
+import comfy_server
 from graphs import Graph
 from mv2id_core.faces import available_backends
 from photos import fit, load_photos, t1_face
@@ -92,7 +92,7 @@ def test_image_without_face_is_named_and_server_stays_healthy(healthy, media):
     g = Graph()
     fv = face_views(g, batch(g, [media[0], "mv2id_fv_wall.png", media[2]]), analyzer(g), num_views=2)
     g.add("PreviewAny", source=fv[2])
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=300)
     msg = str(ei.value)
     assert "Mv2IDFaceViews" in msg and "no face found in input image(s) 1 (0-based index in the batch) of 3" in msg
@@ -100,7 +100,7 @@ def test_image_without_face_is_named_and_server_stays_healthy(healthy, media):
     fv = face_views(g, batch(g, [media[0], "mv2id_fv_wall.png", media[2]]), analyzer(g), num_views=3,
                     if_no_face="skip")
     g.add("PreviewAny", source=fv[2])
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=300)
     assert "3 views requested but only 2 of 3 image(s) have a usable face (no face in: 1)" in str(ei.value)
 
@@ -109,7 +109,7 @@ def test_insightface_without_models_says_where_they_go(healthy):
     g = Graph()
     an = analyzer(g, backend="insightface")
     g.add("PreviewAny", source=face_views(g, g.add("LoadImage", image="mv2id_fv_wall.png")[0], an)[2])
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=120)
     msg = str(ei.value)
     assert "Mv2IDFaceAnalyzer" in msg

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mv2id_core.faces import FaceAnalysisError, available_backends, backend_names, cosine, load_analyzer
+from mv2id_core.errors import FaceAnalysisError
+from mv2id_core.faces import available_backends, backend_names, cosine, load_analyzer
 from mv2id_core.faces import pose as P
 from photos import load_photos, rot
 

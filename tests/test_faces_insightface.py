@@ -16,7 +16,8 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from mv2id_core.faces import FaceAnalysisError, load_analyzer  # noqa: E402
+from mv2id_core.errors import FaceAnalysisError  # noqa: E402
+from mv2id_core.faces import load_analyzer  # noqa: E402
 from mv2id_core.faces import insightface_backend as IB  # noqa: E402
 from mv2id_core.faces import pose as P  # noqa: E402
 

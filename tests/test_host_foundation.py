@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import hostkit
+import comfy_server
 from graphs import Graph, tiny_loaders
 
 
@@ -68,6 +68,6 @@ def test_pack_nodes_listed_with_tooltips_and_descriptions(comfy):
 def test_validation_error_is_reported_and_server_stays_up(healthy):
     prompt = _t2v_prompt(prefix="bad")
     prompt["1"]["inputs"]["unet_name"] = "does_not_exist.safetensors"
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.queue(prompt)
     assert "does_not_exist.safetensors" in str(ei.value)

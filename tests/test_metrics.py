@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mv2id_core import metrics as M
+from mv2id_core.errors import InputError, NoReferenceFaceError
 from mv2id_core.faces.base import Face, FaceAnalyzer
 from mv2id_core.plot import plot_report
 from photos import load_photos, fit, rot
@@ -53,7 +54,7 @@ def test_sample_frame_indices_follow_opens2v():
     assert len(short) == 32 and short[0] == 0 and short[-1] == 9 and len(set(short)) == 10   # repeats
     np.testing.assert_array_equal(M.sample_frame_indices(7, 0), np.arange(7))
     np.testing.assert_array_equal(M.sample_frame_indices(5, 3), [0, 2, 4])
-    with pytest.raises(M.MetricsError, match="no frames"):
+    with pytest.raises(InputError, match="no frames"):
         M.sample_frame_indices(0)
 
 
@@ -84,7 +85,7 @@ def test_similarity_matrix_renormalises_and_checks_dims():
     s = M.similarity_matrix(a, b)
     np.testing.assert_allclose(s[:2, 0], [1 / math.sqrt(2)] * 2)
     assert np.isnan(s[2]).all()
-    with pytest.raises(M.MetricsError, match="same analyzer"):
+    with pytest.raises(InputError, match="same analyzer"):
         M.similarity_matrix(np.ones((2, 3)), np.ones((1, 4)))
 
 
@@ -171,7 +172,7 @@ def test_score_video_with_presampled_frames_keeps_original_indices():
     assert [p["frame"] for p in rep["per_frame"]] == [0, 0, 3, 3, 6]
     assert rep["total_frames"] == 7 and rep["frames_without_face_indices"] == [3]
     assert rep["face_fraction"] == pytest.approx(3 / 5)
-    with pytest.raises(M.MetricsError, match="frame_indices has 2 entries for 5 frames"):
+    with pytest.raises(InputError, match="frame_indices has 2 entries for 5 frames"):
         M.score_video(frames, [img(1)], an, frame_indices=[0, 1])
 
 
@@ -198,12 +199,12 @@ def test_pad_retry_finds_a_face_touching_the_border():
     assert rep["mvrc"] == pytest.approx(1.0)
     face, padded = M.detect_face(BorderShy(TABLE), frame)
     np.testing.assert_allclose(face.bbox, [12 / 4 - 2, 12 / 4 - 2, 36 / 4 - 2, 36 / 4 - 2])  # 12x12 padded, offset 2
-    with pytest.raises(M.NoReferenceFaceError):
+    with pytest.raises(NoReferenceFaceError):
         M.score_video([frame], [ref], BorderShy(TABLE), num_frames=0, pad_retry=False)
 
 
 def test_no_face_in_any_reference_names_them():
-    with pytest.raises(M.NoReferenceFaceError, match=r"front\.png, side\.png"):
+    with pytest.raises(NoReferenceFaceError, match=r"front\.png, side\.png"):
         M.score_video([img(1)], [img(0), img(0)], CodeAnalyzer(TABLE), reference_names=["front.png", "side.png"])
 
 
@@ -215,13 +216,13 @@ def test_reference_without_face_is_dropped_and_reported():
 
 def test_mismatched_types_give_clear_errors():
     an = CodeAnalyzer(TABLE)
-    with pytest.raises(M.MetricsError, match="analyzer must be a face analyzer"):
+    with pytest.raises(InputError, match="analyzer must be a face analyzer"):
         M.score_video([img(1)], [img(1)], "dlib")
-    with pytest.raises(M.MetricsError, match="got one image"):
+    with pytest.raises(InputError, match="got one image"):
         M.score_video(img(1), [img(1)], an)
-    with pytest.raises(M.MetricsError, match="frames must be a batch"):
+    with pytest.raises(InputError, match="frames must be a batch"):
         M.score_video("video.mp4", [img(1)], an)
-    with pytest.raises(M.MetricsError, match=r"reference 0 .* must be one RGB image"):
+    with pytest.raises(InputError, match=r"reference 0 .* must be one RGB image"):
         M.score_video([img(1)], [np.zeros((4, 4, 5), np.uint8)], an)
 
     class OtherDims(CodeAnalyzer):
@@ -230,7 +231,7 @@ def test_mismatched_types_give_clear_errors():
             if faces and image[0, 0, 0] == 2:
                 faces[0].embedding = np.ones(3, np.float32)
             return faces
-    with pytest.raises(M.MetricsError, match="same analyzer"):
+    with pytest.raises(InputError, match="same analyzer"):
         M.score_video([img(2)], [img(1)], OtherDims(TABLE), num_frames=0)
 
 
@@ -356,5 +357,5 @@ def test_real_plot_is_not_blank(photos, dlib_analyzer):
 def test_real_no_face_in_any_reference(photos, dlib_analyzer):
     tom, _ = photos
     grey = np.full((96, 96, 3), 128, np.uint8)
-    with pytest.raises(M.NoReferenceFaceError, match=r"wall\.png, sky\.png"):
+    with pytest.raises(NoReferenceFaceError, match=r"wall\.png, sky\.png"):
         M.score_video([_fit(tom)], [grey, grey + 20], dlib_analyzer, reference_names=["wall.png", "sky.png"])

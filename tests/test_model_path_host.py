@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-import hostkit
+import comfy_server
+import workflow_api
 from graphs import Graph, tiny_loaders
 
 W, H, LENGTH = 64, 48, 9
@@ -159,7 +160,7 @@ def test_batch_size_two(comfy, ref_files):
 
 
 def _error_of(comfy, prompt):
-    with pytest.raises(hostkit.ComfyError) as ei:
+    with pytest.raises(comfy_server.ComfyError) as ei:
         comfy.run(prompt)
     return str(ei.value)
 
@@ -188,7 +189,7 @@ def test_missing_reference_images_rejected(healthy, ref_files):
 
 def test_non_wan21_model_is_refused(healthy, ref_files):
     g = Graph()
-    wrong = g.add("UNETLoader", unet_name=hostkit.TINY_WAN22, weight_dtype="default")
+    wrong = g.add("UNETLoader", unet_name=workflow_api.TINY_WAN22, weight_dtype="default")
     _mv2id(g, ref_files, model=wrong, save="wrong_model")
     msg = _error_of(healthy, g.prompt())
     assert "Mv2ID needs a Wan 2.1 model" in msg and "WAN22" in msg

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from mv2id_core.rdrope import RDRoPEConfig, comfy_grid_ids, position_ids, reference_ids, token_grid
+from mv2id_core.latents import token_grid
+from mv2id_core.rdrope import RDRoPEConfig, comfy_grid_ids, position_ids, reference_ids
 
 
 def _grid(ids, t, h, w):

@@ -17,7 +17,7 @@ def patched():
     """(RDRoPEEncode installed on a tiny Wan 2.1 clone, its diffusion model)."""
     comfy_env.import_comfy()
     import comfy.sd
-    from mv2id_core.host_adapter import RDRoPEEncode, patch_rdrope
+    from mv2id_core.comfyui.rdrope_patch import RDRoPEEncode, patch_rdrope
 
     mp = patch_rdrope(comfy.sd.load_diffusion_model(str(T.tiny_unet())), RDRoPEConfig("rd", 1.0, 1))
     encode = mp.object_patches["diffusion_model.rope_encode"]
@@ -26,7 +26,7 @@ def patched():
 
 
 def _options(video_frames, ref_frames, **extra):
-    from mv2id_core.host_adapter import OPTIONS_KEY
+    from mv2id_core.comfyui.rdrope_patch import OPTIONS_KEY
     return {OPTIONS_KEY: {"video_frames": video_frames, "ref_frames": ref_frames}, **extra}
 
 

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from mv2id_core.guidance import GuidanceConfig, in_window, step_index, window_steps
-from mv2id_core.references import (ReferenceError, check_length, encode_references, fit_references,
-                                   reference_layout, to_rgb_on_white)
+from mv2id_core.errors import InputError
+from mv2id_core.latents import check_length
+from mv2id_core.references import encode_references, fit_references, reference_layout, to_rgb_on_white
 
 
 def test_pad_white_keeps_aspect_and_pads_white():
@@ -24,12 +25,12 @@ def test_center_crop_matches_comfyui_arithmetic():
 
 
 def test_fit_none_requires_matching_size():
-    with pytest.raises(ReferenceError, match="64x32 but the video is 32x32"):
+    with pytest.raises(InputError, match="64x32 but the video is 32x32"):
         fit_references(torch.rand(1, 32, 64, 3), 32, 32, "none")
 
 
 def test_no_references_error():
-    with pytest.raises(ReferenceError, match="no reference images"):
+    with pytest.raises(InputError, match="no reference images"):
         fit_references(torch.zeros(0, 8, 8, 3), 16, 16)
 
 
@@ -41,7 +42,7 @@ def test_alpha_composited_on_white():
 def test_length_must_be_4n_plus_1():
     check_length(81)
     check_length(1)
-    with pytest.raises(ReferenceError, match="use 77 or 81"):
+    with pytest.raises(InputError, match="use 77 or 81"):
         check_length(80)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mv2id_core.comfyui import support
-import hostkit
+import comfy_server
 from graphs import Graph
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_older_comfyui_gets_one_clear_line_and_no_nodes(host_config, tmp_path):
     """A ComfyUI that reports 0.3.60 (simulated: its comfyui_version module is replaced before
     start-up) loads the pack as an empty pack with one error line, not IMPORT FAILED."""
     fake = Path(__file__).resolve().parent / "old_comfyui"
-    server = hostkit.ComfyServer(host_config, tmp_path / "base", extra_env={
+    server = comfy_server.ComfyServer(host_config, tmp_path / "base", extra_env={
         "PYTHONPATH": str(fake), "MV2ID_FAKE_COMFYUI_VERSION": "0.3.60"})
     with server:
         info = server.object_info()

@@ -39,7 +39,7 @@ def test_training_positions_and_output_equal_inference(comfy_pkg, config):
     position ids and predict the same velocity for the same inputs."""
     import comfy.model_management
     import comfy.sd
-    from mv2id_core.host_adapter import patch_rdrope
+    from mv2id_core.comfyui.rdrope_patch import patch_rdrope
     from mv2id_train import wan
 
     x, sigma, ctx, refs = _inputs()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from mv2id_core import views as V
+from mv2id_core.errors import NoFaceError
 from mv2id_core.faces import available_backends, load_analyzer
 from mv2id_core.faces.base import Face
 from photos import fit, load_photos, rot, t1_face
@@ -42,7 +43,7 @@ def test_select_one_view_is_the_most_frontal():
 
 
 def test_select_too_few_faces_says_how_many():
-    with pytest.raises(V.NoFaceError, match="3 views requested but only 2"):
+    with pytest.raises(NoFaceError, match="3 views requested but only 2"):
         V.select_views([1, 2], [0, 0], [1, 1], 3)
 
 
@@ -156,11 +157,11 @@ def test_face_views_crop_is_upright_and_centred(dlib_an, photos):
 def test_face_views_names_the_image_without_a_face(dlib_an, photos):
     tom, _ = photos
     wall = np.full((128, 128, 3), 128, np.uint8)
-    with pytest.raises(V.NoFaceError, match=r"no face found in input image\(s\) 1 \(0-based"):
+    with pytest.raises(NoFaceError, match=r"no face found in input image\(s\) 1 \(0-based"):
         V.face_views([fit(tom), wall, fit(tom[:, ::-1])], dlib_an, num_views=2)
     r = V.face_views([fit(tom), wall, fit(tom[:, ::-1])], dlib_an, num_views=2, if_no_face="skip")
     assert [v["source_index"] for v in r.views] == [2, 0] and r.report()["no_face"] == [1]
-    with pytest.raises(V.NoFaceError, match=r"3 views requested but only 2 of 3 image\(s\) have a usable face "
+    with pytest.raises(NoFaceError, match=r"3 views requested but only 2 of 3 image\(s\) have a usable face "
                                              r"\(no face in: 1\)"):
         V.face_views([fit(tom), wall, fit(tom[:, ::-1])], dlib_an, num_views=3, if_no_face="skip")
 

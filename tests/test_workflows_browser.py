@@ -12,7 +12,7 @@ from PIL import Image
 
 import build_workflows
 import comfy_browser
-import hostkit
+import comfy_server
 import run_workflow
 from mv2id_core.video_io import read_frames, write_video
 
@@ -189,7 +189,7 @@ def test_workflow_loads_queues_and_finishes_in_the_browser(comfy, page, inputs, 
     assert answer["_status"] == 200 and not answer.get("node_errors"), f"validation failed: {answer}"
     entry = comfy.wait(answer["prompt_id"], timeout=300)
     page.screenshot(path=str(ARTIFACTS / f"{name}_queued.png"))
-    assert entry["status"]["status_str"] == "success", hostkit.execution_error(entry)
+    assert entry["status"]["status_str"] == "success", comfy_server.execution_error(entry)
     CHECKS[name](comfy, wf, entry)
     assert page.errors == [], page.errors
 

@@ -11,22 +11,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import hostkit
+import comfy_server
+import workflow_api
 
 ROOT = Path(__file__).resolve().parent.parent
 W, H, LENGTH, REFS = 64, 48, 9, 3
 
 
 def host():
-    return hostkit.HostConfig.from_env()
+    return comfy_server.HostConfig.from_env()
 
 
 def tiny_unet() -> Path:
-    return host().tiny_models / "diffusion_models" / hostkit.TINY_UNET
+    return host().tiny_models / "diffusion_models" / workflow_api.TINY_UNET
 
 
 def tiny_vae() -> Path:
-    return host().tiny_models / "vae" / hostkit.TINY_VAE
+    return host().tiny_models / "vae" / workflow_api.TINY_VAE
 
 
 def synthetic_clip(seed: int, length: int = LENGTH, w: int = W, h: int = H) -> torch.Tensor:

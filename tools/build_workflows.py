@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import hostkit  # noqa: E402
+import comfy_server  # noqa: E402
+import workflow_api  # noqa: E402
 
 WORKFLOWS = ROOT / "workflows"
 
@@ -101,7 +102,7 @@ def _input_list(spec):
 
 
 def _is_widget(typ, opts):
-    return hostkit._is_widget(typ, opts)
+    return workflow_api._is_widget(typ, opts)
 
 
 def _type_name(typ):
@@ -159,7 +160,7 @@ def to_ui(spec: Spec, info: dict) -> dict:
                     raise ValueError(f"{spec.name}: node {n['id']} ({ntype}) needs a value for {name!r}")
                 wvals.append(val)
                 wdict[name] = val
-                extra = hostkit._extra_widget_slots(name, typ, opts)
+                extra = workflow_api._extra_widget_slots(name, typ, opts)
                 if extra and (typ == "INT"):
                     wvals.append(n["widgets"].get("control_after_generate", "fixed"))
                 elif extra:
@@ -404,10 +405,10 @@ def main(argv=None):
     ap.add_argument("--thumbnails", action="store_true",
                     help="also write workflows/<name>.jpg and docs/quickstart.jpg from headless Chromium")
     a = ap.parse_args(argv)
-    host = hostkit.HostConfig.from_env()
-    base = hostkit.temp_base("mv2id-build-")
+    host = comfy_server.HostConfig.from_env()
+    base = comfy_server.temp_base("mv2id-build-")
     try:
-        with hostkit.ComfyServer(host, base) as srv:
+        with comfy_server.ComfyServer(host, base) as srv:
             info = srv.object_info()
             out = build_all(info)
             if a.thumbnails and not a.check:
@@ -415,7 +416,7 @@ def main(argv=None):
                 thumbnails(srv, list(out))
                 return
     finally:
-        hostkit.remove_tree(base)
+        comfy_server.remove_tree(base)
     if not a.check:
         _write(out)
         return

@@ -220,15 +220,15 @@ def diff(current: str, expected: str) -> str:
 def live_object_info() -> dict:
     """Start the host ComfyUI with only this pack (as tools/run_workflow.py does) and read /object_info."""
     sys.path.insert(0, str(ROOT / "tools"))
-    import hostkit
+    import comfy_server
 
-    host = hostkit.HostConfig.from_env()
-    base = hostkit.temp_base("mv2id-noderef-")
+    host = comfy_server.HostConfig.from_env()
+    base = comfy_server.temp_base("mv2id-noderef-")
     try:
-        with hostkit.ComfyServer(host, base, custom_nodes={hostkit.PACK_NAME: hostkit.ROOT}) as srv:
+        with comfy_server.ComfyServer(host, base, custom_nodes={comfy_server.PACK_NAME: comfy_server.ROOT}) as srv:
             return srv.object_info()
     finally:
-        hostkit.remove_tree(base)
+        comfy_server.remove_tree(base)
 
 
 def main(argv=None) -> int:

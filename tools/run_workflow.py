@@ -23,7 +23,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import hostkit  # noqa: E402
+import comfy_server  # noqa: E402
+import workflow_api  # noqa: E402
 
 PHOTO_NAMES = ("mv2id_face_front.png", "mv2id_face_left.png", "mv2id_face_right.png")
 TINY_SIZE = {"width": 256, "height": 160, "length": 17}
@@ -76,7 +77,7 @@ def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict
         raise SystemExit(f"real weights requested but missing: {', '.join(missing)}")
     if tiny:
         notes.append("running on the embedded tiny models" + (f" (missing: {', '.join(missing)})" if missing else ""))
-        p = hostkit.rewrite_for_tiny_models(p)
+        p = workflow_api.rewrite_for_tiny_models(p)
         for node in p.values():
             if node["class_type"] == "Mv2IDReferenceConditioning":
                 node["inputs"].update(TINY_SIZE)
@@ -126,12 +127,12 @@ def main(argv=None):
     ap.add_argument("--timeout", type=float, default=3600)
     a = ap.parse_args(argv)
 
-    host = hostkit.HostConfig.from_env()
+    host = comfy_server.HostConfig.from_env()
     base = ROOT / ".host" / "demo-base"
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     workflow = json.loads(Path(a.workflow).read_text())
-    server = hostkit.ComfyServer(host, base)
+    server = comfy_server.ComfyServer(host, base)
     (base / "input").mkdir(parents=True, exist_ok=True)
     if a.photos:
         photos = sorted(p for p in Path(a.photos).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
@@ -145,7 +146,7 @@ def main(argv=None):
     t0 = time.time()
     with server:
         info = server.object_info()
-        prompt = hostkit.ui_to_api(workflow, info)
+        prompt = workflow_api.ui_to_api(workflow, info)
         prompt, notes = adapt(prompt, info, a.mode, host.comfyui / "models")
         for n in notes:
             log(n)

@@ -20,13 +20,10 @@ if __package__ in (None, ""):  # `python mv2id_core/cli/eval.py`: make the packa
     __package__ = "mv2id_core.cli"
 
 from .. import metrics as M  # noqa: E402
-from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, list_media, load_image, read_sampled_frames  # noqa: E402
+from ..errors import FaceAnalysisError, InputError, MediaError, UsageError  # noqa: E402
+from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_image, read_sampled_frames  # noqa: E402
 
 PROG = "mv2id-eval"
-
-
-class UsageError(Exception):
-    """Bad arguments or references: nothing can be scored (exit status 2)."""
 
 
 def _parse_option(text: str) -> tuple[str, object]:
@@ -114,7 +111,6 @@ def load_references(paths: list[Path]) -> tuple[list, list[str]]:
 
 
 def make_analyzer(backend: str, options: dict):
-    from ..faces import FaceAnalysisError
 
     try:
         from ..faces import load_analyzer
@@ -137,7 +133,7 @@ def _unique_stems(videos: list[Path]) -> list[str]:
 
 
 def score_file(video: Path, references, names, analyzer, args, bar=None) -> dict:
-    """Decode the sampled frames of one video and score them; raises MediaError/MetricsError."""
+    """Decode the sampled frames of one video and score them; raises MediaError/InputError."""
     frames, idx, total = read_sampled_frames(video, args.num_frames)
 
     def progress(done, steps):
@@ -171,7 +167,7 @@ def run(args) -> int:
             report = score_file(video, references, names, analyzer, args, inner)
         except M.NoReferenceFaceError as e:
             raise UsageError(str(e)) from None
-        except (MediaError, M.MetricsError) as e:
+        except InputError as e:   # MediaError is one
             failed += 1
             tqdm.write(f"{PROG}: {video}: {e}", file=sys.stderr)
             rows.append(M.summary_row(None, video.name, error=str(e)))

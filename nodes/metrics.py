@@ -12,7 +12,8 @@ from comfy_api.latest import io
 
 from ..mv2id_core import metrics as core_metrics
 from ..mv2id_core.plot import plot_report, to_image_tensor_array
-from .types import FaceAnalyzer
+from .sockets import FaceAnalyzer
+from .utils import check_image_batch
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/evaluation"
@@ -71,11 +72,8 @@ class Mv2IDIdentityScore(io.ComfyNode):
 
     @classmethod
     def execute(cls, frames, references, analyzer, num_frames, pad_retry, plot_width, plot_height) -> io.NodeOutput:
-        for name, value in (("frames", frames), ("references", references)):
-            if not isinstance(value, torch.Tensor) or value.ndim != 4:
-                raise core_metrics.MetricsError(
-                    f"{name} must be an IMAGE batch [N, H, W, C], got "
-                    f"{type(value).__name__}{list(value.shape) if hasattr(value, 'shape') else ''}.")
+        check_image_batch(frames, "frames")
+        check_image_batch(references, "references")
         pbar = comfy.utils.ProgressBar(references.shape[0] + min(frames.shape[0], num_frames or frames.shape[0]))
         report = core_metrics.score_video(
             frames.detach().cpu(), references.detach().cpu(), analyzer, num_frames=int(num_frames),

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mv2id_core.region_mask import (apply_region_masks, coverage, region_block_masks, region_mask,
+from mv2id_core.region_masks import (apply_region_masks, coverage, mask_references, region_block_masks,
                                     region_masks)
 
 
@@ -82,7 +82,7 @@ def test_bad_arguments():
 
 def test_region_mask_fills_hidden_pixels_only():
     img = torch.rand(3, 64, 64, 3)
-    out, masks = region_mask(img, ratio=0.6, block_size=8, seed=0, fill=0.5)
+    out, masks = mask_references(img, ratio=0.6, block_size=8, seed=0, fill=0.5)
     assert masks.dtype == img.dtype and masks.shape == (3, 64, 64)
     hidden = masks.bool()
     assert torch.all(out[hidden] == 0.5)

@@ -91,7 +91,7 @@ def apply_region_masks(images: torch.Tensor, masks: torch.Tensor, fill: float = 
     return torch.where(m.unsqueeze(-1), torch.as_tensor(fill, dtype=images.dtype, device=images.device), images)
 
 
-def region_mask(images: torch.Tensor, ratio: float = 0.6, block_size: int = 32, seed: int = 0,
+def mask_references(images: torch.Tensor, ratio: float = 0.6, block_size: int = 32, seed: int = 0,
                 fill: float = 1.0, complementary: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Mask a reference batch [V, H, W, C]: (masked images [V, H, W, C], masks [V, H, W] float, 1 = hidden)."""
     v, h, w = images.shape[:3]

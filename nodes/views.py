@@ -11,16 +11,16 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..mv2id_core import views as core_views
-from .types import FaceAnalyzer
+from ..mv2id_core.errors import InputError
+from .sockets import FaceAnalyzer
+from .utils import check_image_batch
 
 CATEGORY = "Mv2ID/faces"
 
 
 def image_batch_to_uint8(images: torch.Tensor) -> list[np.ndarray]:
     """ComfyUI IMAGE [B, H, W, C] float 0..1 -> list of RGB uint8 [H, W, 3]."""
-    if not isinstance(images, torch.Tensor) or images.ndim != 4:
-        raise ValueError(f"images must be an IMAGE batch [B, H, W, C], got "
-                         f"{type(images).__name__}{list(getattr(images, 'shape', []))}")
+    check_image_batch(images, "images")
     a = (images[..., :3].detach().float().cpu().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
     if a.shape[-1] == 1:
         a = np.repeat(a, 3, axis=-1)
@@ -35,9 +35,9 @@ def subject_masks(mask: torch.Tensor | None, meaning: str, n: int, size: tuple[i
     if m.ndim == 2:
         m = m.unsqueeze(0)
     if m.ndim != 3:
-        raise ValueError(f"mask must be a MASK [B, H, W], got shape {list(mask.shape)}")
+        raise InputError(f"mask must be a MASK [B, H, W], got shape {list(mask.shape)}")
     if m.shape[0] not in (1, n):
-        raise ValueError(f"{m.shape[0]} masks for {n} images: connect one mask per image, or a single mask")
+        raise InputError(f"{m.shape[0]} masks for {n} images: connect one mask per image, or a single mask")
     h, w = size
     if m.shape[1:] != (h, w):
         m = torch.nn.functional.interpolate(m.unsqueeze(1), size=(h, w), mode="bilinear", align_corners=False)[:, 0]

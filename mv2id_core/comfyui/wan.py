@@ -1,0 +1,53 @@
+"""The Wan 2.1 model and VAE as ComfyUI loads them: which models the method accepts, and
+reference latents in the model's space."""
+from __future__ import annotations
+
+import torch
+
+import comfy.latent_formats
+import comfy.model_base
+
+from .. import latents
+from ..errors import ModelTypeError
+
+
+def require_wan21(model) -> None:
+    """Raise ModelTypeError unless `model` (a ModelPatcher) holds a Wan 2.1 (16-channel) model."""
+    base = getattr(model, "model", None)
+    dm = getattr(base, "diffusion_model", None)
+    name = type(base).__name__ if base is not None else type(model).__name__
+    if not isinstance(base, comfy.model_base.WAN21) or isinstance(base, comfy.model_base.WAN22):
+        raise ModelTypeError(
+            f"Mv2ID needs a Wan 2.1 model (T2V 1.3B or 14B), but this MODEL is {name}. Load a Wan 2.1 "
+            f"diffusion model with 'Load Diffusion Model' (e.g. wan2.1_t2v_14B_fp16.safetensors).")
+    if base.latent_format.latent_channels != 16 or not hasattr(dm, "rope_embedder"):
+        raise ModelTypeError(f"Mv2ID needs a Wan 2.1 model with a 16-channel latent; {name} is not one.")
+
+
+def latent_format():
+    """Wan 2.1's latent format (its scaling between VAE space and model space)."""
+    return comfy.latent_formats.Wan21()
+
+
+def zero_reference_latent(reference_latent: torch.Tensor) -> torch.Tensor:
+    """Zero references in the model's space: time_dim_concat goes through process_latent_in,
+    so 'zero' is stored as process_out(0), as ComfyUI core's Phantom node does."""
+    return latent_format().process_out(torch.zeros_like(reference_latent))
+
+
+def vae_geometry(vae) -> tuple[int, int, int]:
+    """(latent channels, spatial compression, temporal compression) of a ComfyUI VAE, asked from the VAE
+    itself; raises ModelTypeError unless it is a Wan 2.1 video VAE (16 channels, 8x, 4x)."""
+    channels = getattr(vae, "latent_channels", None)
+    try:
+        spatial = vae.spacial_compression_encode()
+        temporal = vae.temporal_compression_decode()
+    except AttributeError:
+        spatial = temporal = None
+    if (channels, spatial, temporal) != (latents.LATENT_CHANNELS, latents.SPATIAL_COMPRESSION,
+                                         latents.TEMPORAL_COMPRESSION):
+        raise ModelTypeError(
+            f"Mv2ID needs the Wan 2.1 VAE (16 latent channels, 8x smaller frames, 4x fewer latent frames), but "
+            f"this VAE has {channels} channels, {spatial}x / {temporal}x compression. Load wan_2.1_vae.safetensors "
+            f"with 'Load VAE' (the Wan 2.2 VAE belongs to the 5B model, which Mv2ID does not support).")
+    return channels, spatial, temporal
