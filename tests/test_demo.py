@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import workflow_api
 from mv2id_core.video_io import read_frames
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,7 @@ def test_demo_writes_a_playable_video_on_the_tiny_models(host_config, tmp_path):
     printed = [Path(line) for line in r.stdout.split() if line.endswith(".mp4")]
     assert len(printed) == 1 and printed[0].parent == out and printed[0].is_file(), r.stdout
     frames, total = read_frames(printed[0])
-    # the tiny fallback samples 256x160, 17 frames; the resize stage doubles it (as 832x480 -> 1280x736)
-    assert total == 17 and frames[0].shape == (320, 512, 3)
+    # the tiny fallback samples TINY_RUN; the workflow's resize stage doubles it (as 832x480 -> 1280x736)
+    tiny = workflow_api.TINY_RUN
+    assert total == tiny["length"] and frames[0].shape == (2 * tiny["height"], 2 * tiny["width"], 3)
     assert "running on the embedded tiny models" in r.stderr

@@ -1,4 +1,4 @@
-"""Write the example workflows in workflows/ (ComfyUI's UI format, loadable by a person).
+"""Write the example workflows in example_workflows/ (ComfyUI's UI format, loadable by a person).
 
 Each workflow is described below as nodes (type, position, widget values by name, title) and
 links by input name; this tool turns that into exactly what the ComfyUI page saves: nodes with
@@ -8,10 +8,10 @@ slot types come from a running server's /object_info, so a renamed input fails h
 Nodes from third-party packs (Frame Interpolation, VideoHelperSuite) are described from their
 documented interfaces in THIRD_PARTY.
 
-    python tools/build_workflows.py            # starts the pinned host, rewrites workflows/*.json
+    python tools/build_workflows.py            # starts the pinned host, rewrites example_workflows/*.json
     python tools/build_workflows.py --check    # only verifies the committed files are current
     python tools/build_workflows.py --thumbnails   # also screenshots each loaded workflow in headless
-                                                   # Chromium: workflows/<name>.jpg, docs/quickstart.jpg
+                                                   # Chromium: example_workflows/<name>.jpg, docs/quickstart.jpg
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import comfy_server  # noqa: E402
 import workflow_api  # noqa: E402
 
-WORKFLOWS = ROOT / "workflows"
+WORKFLOWS = ROOT / "example_workflows"
 
 # documented interfaces of third-party nodes used by the interpolation workflow
 THIRD_PARTY = {
@@ -95,20 +95,6 @@ def _specs(info: dict, ntype: str):
     raise KeyError(f"unknown node type {ntype!r}: not on the server and not in THIRD_PARTY")
 
 
-def _input_list(spec):
-    for section in ("required", "optional"):
-        for name, s in (spec.get("input", {}).get(section) or {}).items():
-            yield name, s[0], (s[1] if len(s) > 1 and isinstance(s[1], dict) else {}), section == "optional"
-
-
-def _is_widget(typ, opts):
-    return workflow_api._is_widget(typ, opts)
-
-
-def _type_name(typ):
-    return "COMBO" if isinstance(typ, list) else typ
-
-
 def to_ui(spec: Spec, info: dict) -> dict:
     by_id = {n["id"]: n for n in spec.nodes}
     links, out_links = [], {}
@@ -119,10 +105,10 @@ def to_ui(spec: Spec, info: dict) -> dict:
         outs = s.get("output", [])
         if slot >= len(outs):
             raise ValueError(f"{spec.name}: node {src} ({by_id[src]['type']}) has no output {slot}")
-        d_inputs = {n: (t, o) for n, t, o, _ in _input_list(d)}
+        d_inputs = {i.name: i for i in workflow_api.input_specs(d)}
         if inp not in d_inputs:
             raise ValueError(f"{spec.name}: node {dst} ({by_id[dst]['type']}) has no input {inp!r}")
-        want, have = _type_name(d_inputs[inp][0]), outs[slot]
+        want, have = d_inputs[inp].type_name, outs[slot]
         if want != have and "*" not in (want, have) and not (isinstance(have, list) and want == "COMBO"):
             raise ValueError(f"{spec.name}: link {src}:{slot} ({have}) -> {dst}.{inp} ({want}) has mismatched types")
         links.append([i, src, slot, dst, None, have])   # input slot index filled below
@@ -146,35 +132,25 @@ def to_ui(spec: Spec, info: dict) -> dict:
         s = _specs(info, ntype)
         if ntype in THIRD_PARTY:
             node["properties"]["cnr_id"] = s["pack"]
-        inputs, wvals, wdict = [], [], {}
-        for name, typ, opts, optional in _input_list(s):
-            linked = in_link.get((n["id"], name))
-            if _is_widget(typ, opts):
-                if name in n["widgets"]:
-                    val = n["widgets"][name]
-                elif "default" in opts:
-                    val = opts["default"]
-                elif isinstance(typ, list) and typ:
-                    val = typ[0]
-                else:
-                    raise ValueError(f"{spec.name}: node {n['id']} ({ntype}) needs a value for {name!r}")
-                wvals.append(val)
-                wdict[name] = val
-                extra = workflow_api._extra_widget_slots(name, typ, opts)
-                if extra and (typ == "INT"):
-                    wvals.append(n["widgets"].get("control_after_generate", "fixed"))
-                elif extra:
-                    wvals.append("image")
+        chosen = dict(n["widgets"])
+        try:
+            wvals, wdict = workflow_api.widget_values_for_ui(s, chosen)
+        except ValueError as e:
+            raise ValueError(f"{spec.name}: node {n['id']} ({ntype}): {e}") from None
+        inputs = []
+        for i in workflow_api.input_specs(s):
+            linked = in_link.get((n["id"], i.name))
+            if i.is_widget:
                 if linked:
-                    inputs.append({"name": name, "type": _type_name(typ), "widget": {"name": name}, "link": linked})
-            else:
-                if not linked and not optional:
-                    raise ValueError(f"{spec.name}: node {n['id']} ({ntype}) input {name!r} is not connected")
-                entry = {"name": name, "type": _type_name(typ), "link": linked}
-                if optional:
-                    entry["shape"] = 7
-                inputs.append(entry)
-        unknown = set(n["widgets"]) - set(wdict) - {"control_after_generate"} - set(s.get("extra_widgets", {}))
+                    inputs.append({"name": i.name, "type": i.type_name, "widget": {"name": i.name}, "link": linked})
+                continue
+            if not linked and not i.optional:
+                raise ValueError(f"{spec.name}: node {n['id']} ({ntype}) input {i.name!r} is not connected")
+            entry = {"name": i.name, "type": i.type_name, "link": linked}
+            if i.optional:
+                entry["shape"] = 7
+            inputs.append(entry)
+        unknown = set(chosen) - set(wdict) - {"control_after_generate"}
         if unknown and not s.get("widgets_as_dict"):
             raise ValueError(f"{spec.name}: node {n['id']} ({ntype}) has no widgets {sorted(unknown)}")
         for idx, inp in enumerate(inputs):
@@ -186,7 +162,7 @@ def to_ui(spec: Spec, info: dict) -> dict:
         node["outputs"] = [{"name": names[i], "type": t, "slot_index": i, "links": out_links.get((n["id"], i), [])}
                            for i, t in enumerate(outs)]
         if s.get("widgets_as_dict"):
-            node["widgets_values"] = {**wdict, **{k: v for k, v in n["widgets"].items() if k not in wdict}}
+            node["widgets_values"] = {**wdict, **{k: v for k, v in chosen.items() if k not in wdict}}
         else:
             node["widgets_values"] = wvals
         nodes.append(node)
@@ -299,7 +275,7 @@ def _multiview_core(s: Spec, interpolate: bool = False):
     else:
         s.node(34, "CreateVideo", (2420, 0), {"fps": 16.0}, size=(260, 80))
         s.link(33, 0, 34, "images")
-        s.node(35, "SaveVideo", (2420, 120), {"filename_prefix": "mv2id/mv2id", "format": "mp4", "codec": "h264"},
+        s.node(35, "SaveVideo", (2420, 120), {"filename_prefix": "mv2id/mv2id", "format": "mp4", "format.codec": "h264"},
                size=(360, 400))
         s.link(34, 0, 35, "video")
     s.note(36, (2090, 480), OUTPUT_NOTE, size=(300, 160))
@@ -379,7 +355,7 @@ def _write(out: dict) -> None:
 
 
 def thumbnails(srv, names) -> None:
-    """workflows/<name>.jpg (the template browser's thumbnail) and docs/quickstart.jpg, from the real page."""
+    """example_workflows/<name>.jpg (the template browser's thumbnail) and docs/quickstart.jpg, from the real page."""
     import comfy_browser
     import run_workflow
 
@@ -393,7 +369,7 @@ def thumbnails(srv, names) -> None:
             comfy_browser.dismiss_dialogs(page)
             comfy_browser.fit_graph(page)
             comfy_browser.screenshot_jpeg(page, WORKFLOWS / f"{name}.jpg", width=1024)
-            print(f"wrote workflows/{name}.jpg")
+            print(f"wrote example_workflows/{name}.jpg")
             if name == "mv2id_multiview_t2v":
                 comfy_browser.screenshot_jpeg(page, ROOT / "docs" / "quickstart.jpg", width=1920, quality=88)
                 print("wrote docs/quickstart.jpg")
@@ -401,9 +377,9 @@ def thumbnails(srv, names) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--check", action="store_true", help="fail if workflows/ differs from what would be written")
+    ap.add_argument("--check", action="store_true", help="fail if example_workflows/ differs from what would be written")
     ap.add_argument("--thumbnails", action="store_true",
-                    help="also write workflows/<name>.jpg and docs/quickstart.jpg from headless Chromium")
+                    help="also write example_workflows/<name>.jpg and docs/quickstart.jpg from headless Chromium")
     a = ap.parse_args(argv)
     host = comfy_server.HostConfig.from_env()
     base = comfy_server.temp_base("mv2id-build-")

@@ -27,12 +27,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import workflow_api  # noqa: E402
 README = ROOT / "README.md"
 NODE_REF_START = "<!-- node-reference:start -->"
 NODE_REF_END = "<!-- node-reference:end -->"
 PACK_PREFIX = "Mv2ID"
 TEST_PREFIX = "Mv2IDTest"
-WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 UINT64_MAX = 0xFFFFFFFFFFFFFFFF
 
 # input name -> how its machine-dependent choices are described (default still shown)
@@ -96,12 +97,6 @@ def code(v) -> str:
 
 
 # ----------------------------------------------------------------------------- one input / output
-def _spec(spec) -> tuple[object, dict]:
-    typ = spec[0]
-    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    return typ, opts
-
-
 def input_type(typ) -> str:
     return "COMBO" if isinstance(typ, list) or typ == "COMBO" else str(typ)
 
@@ -109,7 +104,7 @@ def input_type(typ) -> str:
 def default_range(name: str, typ, opts: dict) -> str:
     """The 'default / range' cell of one input."""
     t = input_type(typ)
-    if t not in WIDGET_TYPES or opts.get("forceInput"):
+    if not workflow_api.InputSpec(name, typ, opts, False).is_widget:
         return "—"          # a connection, no widget
     parts = []
     if t == "COMBO":
@@ -137,19 +132,6 @@ def default_range(name: str, typ, opts: dict) -> str:
     return " ".join(parts) if parts else "—"
 
 
-def _ordered_inputs(info: dict):
-    """(name, type, options, optional) in the order the page shows them."""
-    sections = info.get("input", {}) or {}
-    order = info.get("input_order") or {}
-    for section in ("required", "optional"):
-        specs = sections.get(section) or {}
-        names = [n for n in order.get(section, []) if n in specs] + \
-                [n for n in specs if n not in order.get(section, [])]
-        for n in names:
-            typ, opts = _spec(specs[n])
-            yield n, typ, opts, section == "optional"
-
-
 def render_node(node_id: str, info: dict) -> str:
     title = info.get("display_name") or node_id
     flags = [f for f in ("output_node", "deprecated", "experimental") if info.get(f)]
@@ -158,13 +140,13 @@ def render_node(node_id: str, info: dict) -> str:
              + (" · " + ", ".join(f.replace("_", " ") for f in flags) if flags else ""), ""]
     if info.get("description"):
         lines += [paragraph(info["description"]), ""]
-    inputs = list(_ordered_inputs(info))
+    inputs = workflow_api.input_specs(info)
     if inputs:
         lines += ["| input | type | default / range | tooltip |", "| --- | --- | --- | --- |"]
-        for name, typ, opts, optional in inputs:
-            label = f"`{name}`" + (" (optional)" if optional else "")
-            lines.append(f"| {label} | {input_type(typ)} | {cell(default_range(name, typ, opts))} "
-                         f"| {cell(opts.get('tooltip'))} |")
+        for i in inputs:
+            label = f"`{i.name}`" + (" (optional)" if i.optional else "")
+            lines.append(f"| {label} | {input_type(i.type)} | {cell(default_range(i.name, i.type, i.options))} "
+                         f"| {cell(i.options.get('tooltip'))} |")
         lines.append("")
     outputs = info.get("output") or []
     if outputs:
@@ -219,7 +201,6 @@ def diff(current: str, expected: str) -> str:
 # ----------------------------------------------------------------------------- CLI
 def live_object_info() -> dict:
     """Start the host ComfyUI with only this pack (as tools/run_workflow.py does) and read /object_info."""
-    sys.path.insert(0, str(ROOT / "tools"))
     import comfy_server
 
     host = comfy_server.HostConfig.from_env()

@@ -1,14 +1,14 @@
 """Run an example workflow end to end, headless, and print the path of the video it wrote.
 
 This is the README's "main job". It starts the real ComfyUI host, loads a UI-format workflow
-from workflows/ exactly as saved by the ComfyUI page, converts it to an API prompt with the
+from example_workflows/ exactly as saved by the ComfyUI page, converts it to an API prompt with the
 server's own node definitions, and queues it. When the real model files are not installed
 it runs on the embedded tiny Wan 2.1 models instead (and says so): model names are swapped,
 the umT5 text encoder is replaced by the test conditioning node, the resolution, length and
 step count are reduced so a CPU finishes in a minute, and optional stages whose model files
 are missing (the upscaler, insightface packs) are bypassed or switched to dlib.
 
-    python tools/run_workflow.py [--workflow workflows/mv2id_multiview_t2v.json]
+    python tools/run_workflow.py [--workflow example_workflows/mv2id_multiview_t2v.json]
                                  [--photos DIR] [--out out/] [--mode auto|real|tiny]
 """
 from __future__ import annotations
@@ -27,8 +27,6 @@ import comfy_server  # noqa: E402
 import workflow_api  # noqa: E402
 
 PHOTO_NAMES = ("mv2id_face_front.png", "mv2id_face_left.png", "mv2id_face_right.png")
-TINY_SIZE = {"width": 256, "height": 160, "length": 17}
-TINY_STEPS = 8
 MODEL_INPUTS = {"UNETLoader": "unet_name", "VAELoader": "vae_name", "CLIPLoader": "clip_name"}
 
 
@@ -78,13 +76,6 @@ def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict
     if tiny:
         notes.append("running on the embedded tiny models" + (f" (missing: {', '.join(missing)})" if missing else ""))
         p = workflow_api.rewrite_for_tiny_models(p)
-        for node in p.values():
-            if node["class_type"] == "Mv2IDReferenceConditioning":
-                node["inputs"].update(TINY_SIZE)
-            if node["class_type"] == "Mv2IDSampler":
-                node["inputs"]["steps"] = min(node["inputs"]["steps"], TINY_STEPS)
-            if node["class_type"] == "ImageScale":
-                node["inputs"].update(width=TINY_SIZE["width"] * 2, height=TINY_SIZE["height"] * 2)
     for nid, node in list(p.items()):
         if node["class_type"] == "ImageUpscaleWithModel":
             loader = p.get(node["inputs"]["upscale_model"][0])
@@ -119,7 +110,7 @@ def example_photos(dest: Path) -> None:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workflow", default=str(ROOT / "workflows" / "mv2id_multiview_t2v.json"))
+    ap.add_argument("--workflow", default=str(ROOT / "example_workflows" / "mv2id_multiview_t2v.json"))
     ap.add_argument("--photos", help="folder with the face photos (first three images, sorted by name)")
     ap.add_argument("--out", default=str(ROOT / "out"), help="where to copy the outputs")
     ap.add_argument("--mode", choices=["auto", "real", "tiny"], default="auto",
