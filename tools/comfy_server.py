@@ -29,6 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACK_NAME = "ComfyUI-Mv2ID"
 TEST_NODES_DIR = ROOT / "tests" / "comfy_test_nodes"
+# model folders the server reads from the tiny test models, and from the host's own models/ (real
+# weights a developer put there)
+TINY_MODEL_FOLDERS = ("diffusion_models", "vae", "loras", "frame_interpolation")
+HOST_MODEL_FOLDERS = ("diffusion_models", "unet", "vae", "text_encoders", "clip", "loras", "upscale_models",
+                      "insightface", "background_removal", "frame_interpolation")
 
 
 # ----------------------------------------------------------------------------- host discovery
@@ -131,12 +136,10 @@ class ComfyServer:
                 link.unlink()
             link.symlink_to(Path(src).resolve(), target_is_directory=True)
         # the host's own models first (real weights, if the user has them), then the tiny ones
-        cfg = {"mv2id_tiny": {"base_path": str(self.host.tiny_models),
-                              "diffusion_models": "diffusion_models", "vae": "vae", "loras": "loras"}}
+        cfg = {"mv2id_tiny": {"base_path": str(self.host.tiny_models), **{k: k for k in TINY_MODEL_FOLDERS}}}
         host_models = self.host.comfyui / "models"
         if host_models.is_dir():
-            cfg["host"] = {"base_path": str(host_models), **{k: k for k in (
-                "diffusion_models", "unet", "vae", "text_encoders", "clip", "loras", "upscale_models", "insightface")}}
+            cfg["host"] = {"base_path": str(host_models), **{k: k for k in HOST_MODEL_FOLDERS}}
         (self.base_dir / "extra_model_paths.yaml").write_text(json.dumps(cfg, indent=1))  # JSON is YAML
 
     def start(self) -> "ComfyServer":

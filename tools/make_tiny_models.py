@@ -5,13 +5,14 @@ comfy.ldm.wan.vae.WanVAE) so the key set is exactly what ComfyUI's loaders expec
 every tensor is filled deterministically from its name, so the files are byte-identical on
 every machine. Presets:
 
-  tiny  : D=128, 1 head, 2 blocks, FFN 256 (~1.1M parameters) + an 8-wide Wan 2.1 VAE, and a
-          Wan 2.2-shaped (48-channel) twin that tests use as the wrong model type
+  tiny  : D=128, 1 head, 2 blocks, FFN 256 (~1.1M parameters) + an 8-wide Wan 2.1 VAE, a
+          Wan 2.2-shaped (48-channel) twin that tests use as the wrong model type, a rank-4 LoRA that
+          records RD-RoPE settings (loras/), and a tiny RIFE model (frame_interpolation/)
   1.3b  : the Wan 2.1 T2V 1.3B shapes (D=1536, 12 heads, 30 blocks, FFN 8960), random weights,
           for benchmarks on a GPU machine only (about 2.8 GB in bf16)
 
 Usage: python tools/make_tiny_models.py --comfyui <ComfyUI dir> --out <models dir> [--preset tiny]
-Writes <out>/diffusion_models/<name> and <out>/vae/<name>; skips files that are already current.
+Writes <out>/<model folder>/<name>; skips files that are already current.
 """
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ PRESETS = {
     "tiny": dict(dim=128, ffn_dim=256, num_heads=1, num_layers=2, vae_dim=8,
                  unet_name="mv2id_tiny_wan21_t2v.safetensors", vae_name="mv2id_tiny_wan21_vae.safetensors",
                  # a Wan 2.2 TI2V-5B-shaped model (48-channel latent): the "wrong model" in tests
-                 wan22_name="mv2id_tiny_wan22_ti2v.safetensors"),
+                 wan22_name="mv2id_tiny_wan22_ti2v.safetensors",
+                 # a LoRA for the tiny model that records RD-RoPE settings, as mv2id-train writes them
+                 lora_name="mv2id_tiny_lora_rd.safetensors", lora_rank=4,
+                 # a RIFE frame interpolation model with 8-wide blocks (ComfyUI's FrameInterpolationModelLoader
+                 # reads the widths from the file; only ComfyUI versions that have that loader get it)
+                 rife_name="mv2id_tiny_rife.safetensors"),
     "1.3b": dict(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30, vae_dim=96,
                  unet_name="mv2id_random_wan21_t2v_1.3b.safetensors", vae_name="mv2id_random_wan21_vae.safetensors"),
 }
@@ -83,12 +89,34 @@ def _is_current(path: str, meta: dict) -> bool:
         return False
 
 
-def _save(sd, path: str, meta: dict) -> None:
+def _save(sd, path: str, meta: dict, extra_metadata: dict | None = None) -> None:
     from safetensors.torch import save_file
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = path + ".tmp"
-    save_file(sd, tmp, metadata={**{k: str(v) for k, v in meta.items()}, "mv2id_generator": _digest(meta)})
+    save_file(sd, tmp, metadata={**{k: str(v) for k, v in meta.items()}, "mv2id_generator": _digest(meta),
+                                 **(extra_metadata or {})})
     os.replace(tmp, path)
+
+
+def _rdrope_metadata() -> dict:
+    """The RD-RoPE settings a LoRA trained by mv2id-train records (mv2id_core.rdrope's own writer)."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from mv2id_core.rdrope import RDRoPEConfig, config_to_metadata
+    return config_to_metadata(RDRoPEConfig("rd", 1.0, 1))
+
+
+def _tiny_lora(p: dict, seed: int) -> dict:
+    """ComfyUI-format LoRA keys (diffusion_model.<layer>.lora_down/lora_up/alpha) on every attention
+    projection of the tiny model."""
+    import torch
+    sd, r, d = {}, p["lora_rank"], p["dim"]
+    for b in range(p["num_layers"]):
+        for proj in ("self_attn.q", "self_attn.k", "self_attn.v", "self_attn.o"):
+            key = f"diffusion_model.blocks.{b}.{proj}"
+            sd[f"{key}.lora_down.weight"] = _fill(f"{key}.lora_down.weight", (r, d), torch.float32, seed)
+            sd[f"{key}.lora_up.weight"] = _fill(f"{key}.lora_up.weight", (d, r), torch.float32, seed)
+            sd[f"{key}.alpha"] = torch.tensor(float(r))
+    return sd
 
 
 def build(comfyui_dir: str, out_dir: str, preset: str = "tiny", seed: int = 0, dtype_name: str = "float32"):
@@ -117,6 +145,26 @@ def build(comfyui_dir: str, out_dir: str, preset: str = "tiny", seed: int = 0, d
                     model_type="t2v", in_dim=48, out_dim=48, dim=p["dim"], ffn_dim=p["ffn_dim"],
                     num_heads=p["num_heads"], num_layers=1, operations=comfy.ops.disable_weight_init)
             _save(_state_dict(model, seed + 2, dtype), path, meta)
+            written.append(path)
+
+    if "lora_name" in p:
+        meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed + 3, rank=p["lora_rank"], kind="lora_rd")
+        path = os.path.join(out_dir, "loras", p["lora_name"])
+        if not _is_current(path, meta):
+            _save(_tiny_lora(p, seed + 3), path, meta, extra_metadata=_rdrope_metadata())
+            written.append(path)
+
+    if "rife_name" in p:
+        try:
+            from comfy_extras.frame_interpolation_models.ifnet import IFNet
+        except ImportError:
+            IFNet = None          # this ComfyUI has no core frame interpolation
+        meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed + 4, kind="rife")
+        path = os.path.join(out_dir, "frame_interpolation", p["rife_name"])
+        if IFNet is not None and not _is_current(path, meta):
+            with torch.device("meta"):
+                rife = IFNet(head_ch=4, channels=(8, 8, 8, 8, 8), operations=comfy.ops.disable_weight_init)
+            _save(_state_dict(rife, seed + 4, torch.float32), path, meta)
             written.append(path)
 
     meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed + 1, dtype="float32", kind="wan21_vae")

@@ -130,9 +130,39 @@ class Mv2IDTestLatentStats(io.ComfyNode):
         return float("nan")
 
 
+class _EllipseForeground:
+    """Stands in for a BiRefNet background-removal model (core RemoveBackground calls encode_image):
+    the foreground is the centred ellipse covering 60 % of the width and 90 % of the height."""
+
+    def encode_image(self, image):
+        b, h, w = image.shape[:3]
+        yy = (torch.arange(h, dtype=torch.float32) + 0.5) / h - 0.5
+        xx = (torch.arange(w, dtype=torch.float32) + 0.5) / w - 0.5
+        inside = (xx[None, :] / 0.30) ** 2 + (yy[:, None] / 0.45) ** 2 <= 1.0
+        return inside.float().expand(b, h, w).clone()
+
+
+class Mv2IDTestBackgroundModel(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestBackgroundModel",
+            category="mv2id/testing",
+            description="TEST ONLY: a background-removal model for core RemoveBackground (BiRefNet cannot be made "
+                        "small); the foreground is a centred ellipse.",
+            inputs=[],
+            outputs=[io.Custom("BACKGROUND_REMOVAL").Output()],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(_EllipseForeground())
+
+
 class _TestExtension(ComfyExtension):
     async def get_node_list(self):
-        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestCallReport, Mv2IDTestLatentStats]
+        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestCallReport, Mv2IDTestLatentStats,
+                Mv2IDTestBackgroundModel]
 
 
 async def comfy_entrypoint():
