@@ -44,8 +44,9 @@ for line in "${hosts[@]}"; do
   set -e
   # pytest exits 5 when nothing was collected: for this project that means a broken tree
   if [[ $rc -eq 5 ]]; then echo "pytest collected no tests on host '$name': treating as a failure" >&2; rc=1; fi
-  [[ $rc -ne 0 ]] && rc_all=1
-  summary="$(grep -E '^=+ .*(passed|failed|error).* in ' "$log" | tail -n1 | sed -E 's/^=+ //; s/ in [0-9.]+s.*//')"
+  if [[ $rc -ne 0 ]]; then rc_all=1; fi
+  # pytest's last line, e.g. "=== 5 failed, 195 passed in 255.56s ===" (or without the = with -q)
+  summary="$(grep -E '(passed|failed|error|skipped).* in [0-9.]+s' "$log" | tail -n1 | sed -E 's/^=+ //; s/ in [0-9.]+s.*//' || true)"
   desc="$(run_on "$env" bash -c 'echo "$MV2ID_HOST_DESCRIPTION"')"
   table+="| $name | $desc | ${summary:-exit $rc} | $((SECONDS - start)) s |\n"
 done
