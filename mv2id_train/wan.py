@@ -9,10 +9,16 @@
   the call ComfyUI's model_base makes at inference, with references already in the model's
   latent space (process_latent_in), as model_base.WAN21.extra_conds does.
 - gradient checkpointing inside every block's forward (works under FSDP2 sharding).
+- differentiable_ops: ComfyUI's own training switch around every training forward and
+  recomputation (newer ComfyUI applies RoPE through a fused kernel without a backward).
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
+
+from mv2id_core.errors import ModelTypeError, UsageError
 
 from .comfy_env import import_comfy
 
@@ -31,8 +37,10 @@ def latent_format():
 
 def load_state_dict(path: str) -> dict:
     comfy = import_comfy()
-    import comfy.model_detection
-    sd = comfy.utils.load_torch_file(str(path), safe_load=True)
+    try:
+        sd = comfy.utils.load_torch_file(str(path), safe_load=True)
+    except Exception as e:
+        raise UsageError(f"cannot read the model file {path} ({type(e).__name__}: {e})") from None
     for prefix in ("model.diffusion_model.", "diffusion_model."):
         if any(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
@@ -51,7 +59,8 @@ def detect_config(sd: dict) -> dict:
     import comfy.model_detection
     cfg = comfy.model_detection.detect_unet_config(sd, "")
     if cfg is None or cfg.get("image_model") != "wan2.1" or cfg.get("in_dim") != 16 or cfg.get("model_type") != "t2v":
-        raise ValueError(f"not a Wan 2.1 T2V diffusion model (detected {cfg}); Mv2ID trains Wan 2.1 T2V 1.3B or 14B")
+        raise ModelTypeError(f"not a Wan 2.1 T2V diffusion model (detected {cfg}); Mv2ID trains Phantom-Wan or "
+                             f"Wan 2.1 T2V, 1.3B or 14B")
     return cfg
 
 
@@ -61,7 +70,8 @@ def load_wan(path: str, dtype=torch.float32, device="cpu"):
     cfg = detect_config(sd)
     for k, v in sd.items():
         if v.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-            raise ValueError(f"{path}: tensor {k} is {v.dtype}; train from an fp16/bf16/fp32 model file, not fp8")
+            raise ModelTypeError(f"{path}: tensor {k} is {v.dtype}; train from an fp16/bf16/fp32 model file, not fp8 "
+                                 f"or GGUF")
     with torch.device("meta"):
         model = build_wan(cfg)
     model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
@@ -82,6 +92,30 @@ def transformer_options() -> dict:
     return _rdrope_patch().wrapper_options()
 
 
+@contextlib.contextmanager
+def differentiable_ops():
+    """Run ComfyUI's model code on its differentiable paths for the duration of the block.
+
+    ComfyUI 0.33 applies RoPE through comfy_kitchen's fused `apply_rope1` kernel, which has no
+    autograd formula; comfy/ldm/flux/math.py takes the plain-PyTorch path instead while
+    `comfy.model_management.in_training` is set, the switch ComfyUI's own Train LoRA node sets
+    around its training loop. Older ComfyUI (0.3.75) has no such switch and always runs plain
+    PyTorch. The previous value is restored on exit, so inference in the same process keeps
+    the fused kernel.
+    """
+    import_comfy()
+    import comfy.model_management as mm
+    if not hasattr(mm, "in_training"):
+        yield
+        return
+    previous = mm.in_training
+    mm.in_training = True
+    try:
+        yield
+    finally:
+        mm.in_training = previous
+
+
 def enable_gradient_checkpointing(model) -> None:
     """Recompute every block in the backward pass instead of keeping its activations.
 
@@ -94,10 +128,14 @@ def enable_gradient_checkpointing(model) -> None:
             continue
         inner = block.forward
 
-        def forward(*args, _inner=inner, **kwargs):
+        def recompute(*args, _inner=inner, **kwargs):
+            with differentiable_ops():    # the backward pass runs this again, outside model_forward
+                return _inner(*args, **kwargs)
+
+        def forward(*args, _inner=inner, _recompute=recompute, **kwargs):
             if not torch.is_grad_enabled():
                 return _inner(*args, **kwargs)
-            return checkpoint(_inner, *args, use_reentrant=False, **kwargs)
+            return checkpoint(_recompute, *args, use_reentrant=False, **kwargs)
         block.forward = forward
         block._mv2id_checkpointed = True
 
@@ -109,4 +147,5 @@ def model_forward(model, x_t, sigma, context, ref_latents, options: dict):
     sampling gives it); context [B, L, 4096]; ref_latents [B, 16, K, h, w] (model space) or None.
     Returns [B, 16, F, h, w]: reference frames are dropped by WanModel._forward.
     """
-    return model(x_t, sigma * 1000.0, context, time_dim_concat=ref_latents, transformer_options=options)
+    with differentiable_ops():
+        return model(x_t, sigma * 1000.0, context, time_dim_concat=ref_latents, transformer_options=options)
