@@ -86,10 +86,52 @@ def install_rdrope(model, config) -> None:
     _rdrope_patch().install_on_model(model, config)
 
 
+def training_attention(func, q, k, v, heads, mask=None, attn_precision=None, skip_reshape=False,
+                       skip_output_reshape=False, **kwargs):
+    """ComfyUI's attention (attention_pytorch's layout) with one fixed set of SDPA kernels.
+
+    Installed as transformer_options["optimized_attention_override"], the per-call seam ComfyUI's
+    attention functions offer (0.3.75 and 0.33). Why: on CUDA ComfyUI lets PyTorch pick among
+    flash, cuDNN and memory-efficient kernels by priority, and on an H200 the forward pass ran
+    cuDNN while the checkpoint recomputation inside backward ran flash; their saved tensors
+    differ, so backward failed ("Recomputed values ... have different metadata", or a cuDNN
+    "Stats" error). Here the choice is flash, then memory-efficient, then math, decided by the
+    inputs alone, so the forward and its recomputation always match. `func` (ComfyUI's
+    function) is not called; `kwargs` (transformer_options etc.) are not needed by SDPA.
+
+    q, k, v: [B, L, heads * d] (or [B, heads, L, d] with skip_reshape). Returns [B, L, heads * d]
+    (or [B, heads, L, d] with skip_output_reshape).
+    """
+    if skip_reshape:
+        b, _, _, dim_head = q.shape
+    else:
+        b, _, dim_head = q.shape
+        dim_head //= heads
+        q, k, v = (t.reshape(b, -1, heads, dim_head).transpose(1, 2) for t in (q, k, v))
+    if mask is not None:
+        mask = mask.unsqueeze(0) if mask.ndim == 2 else mask
+        mask = mask.unsqueeze(1) if mask.ndim == 3 else mask
+    extra = {key: kwargs[key] for key in ("scale",) if key in kwargs}
+    if q.is_cuda:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        kernels = sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
+    else:
+        kernels = contextlib.nullcontext()
+    with kernels:
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=0.0,
+                                                               is_causal=False, **extra)
+    if not skip_output_reshape:
+        out = out.transpose(1, 2).reshape(b, -1, heads * dim_head)
+    return out
+
+
 def transformer_options() -> dict:
     """transformer_options for a training forward: the RD-RoPE reference-count wrapper, the same
-    object type the inference patch registers (ComfyUI passes it the same way while sampling)."""
-    return _rdrope_patch().wrapper_options()
+    object type the inference patch registers (ComfyUI passes it the same way while sampling),
+    and training_attention as ComfyUI's attention override."""
+    options = _rdrope_patch().wrapper_options()
+    options["optimized_attention_override"] = training_attention
+    return options
 
 
 @contextlib.contextmanager

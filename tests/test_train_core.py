@@ -134,10 +134,16 @@ def test_backward_runs_on_this_hosts_model_code(comfy_pkg, checkpointing):
     dm.train()
     x, sigma, ctx, refs = _inputs()
     before = getattr(mm, "in_training", None)
-    pred = wan.model_forward(dm, x, sigma, ctx, refs, wan.transformer_options())
+    options, calls = wan.transformer_options(), []
+    attention = options["optimized_attention_override"]
+    options["optimized_attention_override"] = lambda *a, **k: calls.append(1) or attention(*a, **k)
+    pred = wan.model_forward(dm, x, sigma, ctx, refs, options)
     assert getattr(mm, "in_training", None) == before          # restored after the forward
     pred.float().pow(2).mean().backward()
     assert getattr(mm, "in_training", None) == before          # and after the recomputing backward
+    # every self- and cross-attention of both blocks, forward and (checkpointing) recomputation, ran
+    # training_attention: one fixed set of SDPA kernels, so a recomputation matches its forward
+    assert len(calls) == 2 * 2 * (2 if checkpointing else 1)
     grads = [dm.get_submodule(n).lora_up.weight.grad for n in names]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert sum(float(g.abs().sum()) for g in grads) > 0
