@@ -362,7 +362,8 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[cfg.save_dtype]
         meta = {**config_to_metadata(cfg.rdrope), "mv2id.train.step": str(step),
                 "mv2id.train.base_model": os.path.basename(cfg.model),
-                "mv2id.train.shift": repr(cfg.shift), "mv2id.train.global_batch": str(self.global_batch)}
+                "mv2id.train.shift": repr(cfg.shift), "mv2id.train.global_batch": str(self.global_batch),
+                "mv2id.train.ref_dropout": repr(cfg.ref_dropout)}
         if cfg.full:
             tensors = {k: v.to(dtype).contiguous() for k, v in msd.items()}
             meta["mv2id.train.kind"] = "full"
