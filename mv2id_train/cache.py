@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     try:
         return run(a)
     except (Mv2IDError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(A.error_line(PROG, e), file=sys.stderr)
         return 2
 
 

@@ -317,7 +317,7 @@ def main(argv=None, background_remover=None) -> int:
     try:
         return run(a, background_remover)
     except (Mv2IDError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(A.error_line(PROG, e), file=sys.stderr)
         return 2
 
 

@@ -507,7 +507,7 @@ def main(argv=None) -> int:
         finally:
             trainer.d.close()
     except (Mv2IDError, OSError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
+        print(A.error_line(PROG, e), file=sys.stderr)
         return 2
     return 0
 

@@ -190,6 +190,9 @@ def test_cache_out_file_missing_inputs_and_changed_settings(capsys, tmp_path):
     assert "--mask-complementary: complementary masking cannot keep every region visible" in line
     line = _fails(capsys, cache.main, [*base[:4], "--out", str(tmp_path / "c")])
     assert "give --text-encoder (umT5) or --context-file" in line
+    line = _fails(capsys, cache.main, ["--manifest", str(manifest), "--vae", str(T.tiny_unet()), "--context-file",
+                                       str(manifest), "--out", str(tmp_path / "c"), "--no-progress"])
+    assert f"cannot load the VAE {T.tiny_unet()}" in line and "give the Wan 2.1 VAE" in line, line
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     line = _fails(capsys, cache.main, ["--manifest", str(empty), *base[2:], "--out", str(tmp_path / "c")])

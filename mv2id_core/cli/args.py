@@ -115,6 +115,11 @@ def existing_dir(text: str) -> Path:
     return p
 
 
+def error_line(prog: str, error: BaseException) -> str:
+    """'PROG: error: message' on one line (library messages may carry line breaks)."""
+    return f"{prog}: error: {' '.join(str(error).split())}"
+
+
 def settings_changes(recorded: dict, current: dict) -> list[str]:
     """'key: old -> new' for every setting that differs between two runs into the same folder
     (`current` is compared as JSON stores it: tuples become lists)."""
