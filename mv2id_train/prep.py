@@ -284,7 +284,8 @@ def _settings_note(out: Path) -> str:
     p = out / "settings.json"
     model = json.loads(p.read_text()).get("bg_model") if p.is_file() else None
     if model:
-        return f"reference crops on white: background removed with {model} (ComfyUI's background-removal loader)"
+        how = "" if model.endswith("(given by the caller)") else " through ComfyUI's background-removal loader"
+        return f"reference crops on white: background removed with {model}{how}"
     return "off: reference crops keep their background (give --bg-model to remove it, as inference references are on white)"
 
 
