@@ -141,11 +141,8 @@ def test_bg_model_uses_comfyuis_loader_or_names_the_version(capsys, one_broken_v
     or a ComfyUI without that loader (0.3.75), is a one-line error naming the fix."""
     from mv2id_train import comfy_env, prep
     comfy_env.import_comfy()
-    try:
-        import comfy.bg_removal_model  # noqa: F401
-        has_loader = True
-    except ImportError:
-        has_loader = False
+    import importlib.util
+    has_loader = importlib.util.find_spec("comfy.bg_removal_model") is not None
     line = _fails(capsys, prep.main, [str(one_broken_video), "--out", str(tmp_path / "d"),
                                       "--bg-model", str(T.tiny_vae()), "--no-progress"])
     if has_loader:
