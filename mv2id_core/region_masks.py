@@ -18,6 +18,8 @@ import math
 
 import torch
 
+from .errors import InputError
+
 
 def _grid(height: int, width: int, block_size: int) -> tuple[int, int]:
     return math.ceil(height / block_size), math.ceil(width / block_size)
@@ -27,6 +29,25 @@ def hidden_blocks_per_view(num_blocks: int, ratio: float) -> int:
     return int(round(float(ratio) * num_blocks))
 
 
+def check_complementary(num_views: int, ratio: float, num_blocks: int | None = None) -> None:
+    """InputError unless complementary masking can keep every block visible in some view: with n
+    blocks, each view shows n - round(ratio * n) of them and together the views must show all n
+    (for large n: ratio <= (V - 1) / V). Without num_blocks only that limit is checked."""
+    limit = (num_views - 1) / num_views
+    if num_blocks is None:
+        ok = float(ratio) <= limit + 1e-12
+        detail = ""
+    else:
+        visible = num_blocks - hidden_blocks_per_view(num_blocks, ratio)
+        ok = num_views * visible >= num_blocks
+        detail = f" leave {visible} of {num_blocks} blocks visible per view"
+    if not ok:
+        raise InputError(
+            f"complementary masking cannot keep every region visible in some view: {num_views} view(s) with "
+            f"ratio {ratio}{detail}. Use a ratio of at most {limit:.3f} for {num_views} views, add views, or "
+            f"turn complementary off.")
+
+
 def region_block_masks(num_views: int, rows: int, cols: int, ratio: float = 0.6, seed: int = 0,
                        complementary: bool = False) -> torch.Tensor:
     """Block-level masks [V, rows, cols] bool (True = hidden), round(ratio * rows * cols) hidden per view.
@@ -34,12 +55,12 @@ def region_block_masks(num_views: int, rows: int, cols: int, ratio: float = 0.6,
     Deterministic for a given seed (a private torch.Generator; the global RNG is not touched).
     """
     if num_views < 1:
-        raise ValueError(f"region masking needs at least one view, got {num_views}")
+        raise InputError(f"region masking needs at least one view, got {num_views}")
     if not 0.0 <= float(ratio) <= 1.0:
-        raise ValueError(f"masking ratio must be between 0 and 1, got {ratio}")
+        raise InputError(f"masking ratio must be between 0 and 1, got {ratio}")
     n = rows * cols
     if n < 1:
-        raise ValueError(f"the block grid is empty ({rows}x{cols})")
+        raise InputError(f"the block grid is empty ({rows}x{cols})")
     k = hidden_blocks_per_view(n, ratio)
     g = torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF_FFFF)
     masks = torch.zeros(num_views, n, dtype=torch.bool)
@@ -48,13 +69,7 @@ def region_block_masks(num_views: int, rows: int, cols: int, ratio: float = 0.6,
             masks[v, torch.randperm(n, generator=g)[:k]] = True
         return masks.view(num_views, rows, cols)
 
-    visible = n - k
-    if num_views * visible < n:
-        limit = (num_views - 1) / num_views
-        raise ValueError(
-            f"complementary masking cannot keep every region visible in some view: {num_views} view(s) with "
-            f"ratio {ratio} leave {visible} of {n} blocks visible per view. Use a ratio of at most {limit:.3f} "
-            f"for {num_views} views, add views, or turn complementary off.")
+    check_complementary(num_views, ratio, n)
     # every block gets one view that must show it, spread evenly over the views in a random order;
     # each view then hides k of the blocks it is not responsible for.
     owner = torch.empty(n, dtype=torch.long)
@@ -71,9 +86,9 @@ def region_masks(num_views: int, height: int, width: int, ratio: float = 0.6, bl
                  seed: int = 0, complementary: bool = False) -> torch.Tensor:
     """Pixel masks [V, H, W] bool (True = hidden) made of block_size x block_size blocks."""
     if block_size < 1:
-        raise ValueError(f"block size must be at least 1 pixel, got {block_size}")
+        raise InputError(f"block size must be at least 1 pixel, got {block_size}")
     if height < 1 or width < 1:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
+        raise InputError(f"image size must be positive, got {width}x{height}")
     rows, cols = _grid(height, width, block_size)
     blocks = region_block_masks(num_views, rows, cols, ratio, seed, complementary)
     px = blocks.repeat_interleave(block_size, 1).repeat_interleave(block_size, 2)
@@ -83,10 +98,10 @@ def region_masks(num_views: int, height: int, width: int, ratio: float = 0.6, bl
 def apply_region_masks(images: torch.Tensor, masks: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
     """images [V, H, W, C] float with hidden pixels set to `fill`; masks [V, H, W] (or [1, H, W]) bool."""
     if images.ndim != 4:
-        raise ValueError(f"expected an image batch [V, H, W, C], got shape {list(images.shape)}")
+        raise InputError(f"expected an image batch [V, H, W, C], got shape {list(images.shape)}")
     m = masks.to(device=images.device, dtype=torch.bool)
     if m.ndim != 3 or m.shape[-2:] != images.shape[1:3] or m.shape[0] not in (1, images.shape[0]):
-        raise ValueError(f"masks {list(masks.shape)} do not match images {list(images.shape)}: need "
+        raise InputError(f"masks {list(masks.shape)} do not match images {list(images.shape)}: need "
                          f"[V, H, W] with the images' height and width")
     return torch.where(m.unsqueeze(-1), torch.as_tensor(fill, dtype=images.dtype, device=images.device), images)
 

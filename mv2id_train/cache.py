@@ -5,9 +5,11 @@
         --out CACHE [--width 832 --height 480] [--mask-draws 4 --mask-ratio 0.6 --mask-block 32] [--shard i/n]
 
 Video clips: the manifest's frames, resized and centre-cropped to width x height, VAE-encoded.
-References: each crop fitted to the video size on white (pad_white, as Mv2ID Reference
-Conditioning does by default), region-masked in pixel space (mv2id_core.region_masks) with
---mask-draws independent seeded draws, each reference encoded on its own as one latent frame.
+References: each crop region-masked over its own pixels (mv2id_core.region_masks, exactly what
+the Mv2ID Region Mask node does to an image: --mask-ratio of every reference hidden in
+--mask-block pixel blocks, --mask-draws independent seeded draws), then fitted to the video size
+on white (pad_white, as Mv2ID Reference Conditioning does by default; the padding is not part of
+the masked share) and encoded on its own as one latent frame.
 Captions: umT5 through ComfyUI's text-encoder loader (CLIPLoader type "wan"), so the trainer
 never holds the text encoder. Without a text encoder, --context-file gives precomputed
 embeddings: a safetensors file with a tensor per sample id and/or "default" ([L, 4096]), e.g.
@@ -31,30 +33,48 @@ import torch  # noqa: E402
 
 from mv2id_core import latents  # noqa: E402
 from mv2id_core import references as core_refs  # noqa: E402
-from mv2id_core.region_masks import apply_region_masks, region_masks  # noqa: E402
+from mv2id_core.cli import args as A  # noqa: E402
+from mv2id_core.errors import InputError, Mv2IDError, UsageError  # noqa: E402
+from mv2id_core.region_masks import check_complementary, mask_references  # noqa: E402
 
 from . import progress_bar  # noqa: E402
 from .cache_format import CacheWriter  # noqa: E402
 from .comfy_env import import_comfy  # noqa: E402
+from .files import read_jsonl  # noqa: E402
 
 PROG = "mv2id-cache"
+# Mask draws cached per sample. The paper draws a new mask every time a reference is used; a
+# cache keeps a fixed number and epoch e uses draw e mod MASK_DRAWS. A typical run sees its data
+# a few times (e.g. 22K clips, 5000 steps x global batch 16 = 3.6 epochs), so 4 draws give every
+# epoch of such a run fresh masks, for 4 reference latents per sample (about 1.2 MB each at
+# 832x480 with 3 references, fp32).
+MASK_DRAWS = 4
 
 
 def load_vae(path):
     comfy = import_comfy()
     import comfy.sd
-    sd, metadata = comfy.utils.load_torch_file(str(path), safe_load=True, return_metadata=True)
-    vae = comfy.sd.VAE(sd=sd, metadata=metadata)
-    vae.throw_exception_if_invalid()
-    if getattr(vae, "latent_channels", None) != 16:
-        raise ValueError(f"{path} is not a Wan 2.1 VAE (latent channels {getattr(vae, 'latent_channels', '?')})")
+    try:
+        sd, metadata = comfy.utils.load_torch_file(str(path), safe_load=True, return_metadata=True)
+        vae = comfy.sd.VAE(sd=sd, metadata=metadata)
+        vae.throw_exception_if_invalid()
+    except Exception as e:
+        raise UsageError(f"cannot load the VAE {path} ({type(e).__name__}: {e}); give the Wan 2.1 VAE, "
+                         f"e.g. wan_2.1_vae.safetensors") from None
+    if getattr(vae, "latent_channels", None) != latents.LATENT_CHANNELS:
+        raise UsageError(f"{path} is not a Wan 2.1 VAE (latent channels {getattr(vae, 'latent_channels', '?')}, "
+                         f"expected {latents.LATENT_CHANNELS}); give wan_2.1_vae.safetensors")
     return vae
 
 
 def load_text_encoder(path):
     comfy = import_comfy()
     import comfy.sd
-    return comfy.sd.load_clip(ckpt_paths=[str(path)], clip_type=comfy.sd.CLIPType.WAN)
+    try:
+        return comfy.sd.load_clip(ckpt_paths=[str(path)], clip_type=comfy.sd.CLIPType.WAN)
+    except Exception as e:
+        raise UsageError(f"cannot load the text encoder {path} ({type(e).__name__}: {e}); give umT5-XXL, "
+                         f"e.g. umt5_xxl_fp16.safetensors") from None
 
 
 def encode_caption(clip, text: str) -> torch.Tensor:
@@ -81,79 +101,89 @@ def mask_seed(sample_id: str, draw: int, seed: int = 0) -> int:
     return (zlib.crc32(sample_id.encode()) * 1009 + draw * 7 + seed * 1_000_003) % (2**62)
 
 
+def masked_references(refs: torch.Tensor, width: int, height: int, ratio: float, block: int, seed: int,
+                      complementary: bool = False) -> torch.Tensor:
+    """refs [K, H, W, 3] float 0..1 -> [K, height, width, 3]: `ratio` of every reference's own
+    pixels hidden (white) in block x block squares, then fitted to the video size on white: the
+    Region Mask node followed by Reference Conditioning (pad_white). ratio 0: no masking."""
+    if ratio > 0:
+        refs, _ = mask_references(refs, ratio, block, seed, fill=1.0, complementary=complementary)
+    return core_refs.fit_references(refs, width, height, "pad_white")
+
+
 def encode_references(vae, refs: torch.Tensor, width: int, height: int, draws: int, ratio: float, block: int,
                       sample_id: str, seed: int = 0, complementary: bool = False) -> list[torch.Tensor]:
     """refs [K, H, W, 3] float -> `draws` latents [16, K, h, w], each from an independent mask draw."""
-    fitted = core_refs.fit_references(refs, width, height, "pad_white")
     out = []
     for d in range(draws):
-        if ratio > 0:
-            m = region_masks(fitted.shape[0], height, width, ratio=ratio, block_size=block,
-                             seed=mask_seed(sample_id, d, seed), complementary=complementary)
-            imgs = apply_region_masks(fitted, m, fill=1.0)
-        else:
-            imgs = fitted
+        imgs = masked_references(refs, width, height, ratio, block, mask_seed(sample_id, d, seed), complementary)
         lat = core_refs.encode_references(imgs, lambda img: vae.encode(img))
         out.append(lat[0].float().cpu())
     return out
 
 
-def _parse_shard(text):
-    i, n = (int(v) for v in text.split("/"))
-    if not (n >= 1 and 0 <= i < n):
-        raise argparse.ArgumentTypeError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
-    return i, n
-
-
 def build_parser():
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--manifest", required=True, help="manifest.jsonl written by mv2id-data")
-    ap.add_argument("--vae", required=True, help="Wan 2.1 VAE (.safetensors)")
-    ap.add_argument("--text-encoder", help="umT5-XXL text encoder (.safetensors), loaded as CLIPLoader type 'wan'")
-    ap.add_argument("--context-file", help="precomputed text embeddings (safetensors: <sample id> or 'default' -> [L, 4096])")
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=A.HelpFormatter)
+    ap.add_argument("--manifest", required=True, type=A.existing_file, help="manifest.jsonl written by mv2id-data")
+    ap.add_argument("--vae", required=True, type=A.existing_file, help="Wan 2.1 VAE (.safetensors)")
+    ap.add_argument("--text-encoder", type=A.existing_file,
+                    help="umT5-XXL text encoder (.safetensors), loaded as CLIPLoader type 'wan'")
+    ap.add_argument("--context-file", type=A.existing_file,
+                    help="precomputed text embeddings (safetensors: <sample id> or 'default' -> [L, 4096])")
     ap.add_argument("--save-contexts", help="also write the computed embeddings to this safetensors file")
-    ap.add_argument("--out", required=True, help="cache folder")
-    ap.add_argument("--width", type=int, default=832)
-    ap.add_argument("--height", type=int, default=480)
-    ap.add_argument("--mask-draws", type=int, default=4, help="independent region-mask draws per sample")
-    ap.add_argument("--mask-ratio", type=float, default=0.6, help="hidden fraction of every reference (0: no masking)")
-    ap.add_argument("--mask-block", type=int, default=32, help="mask block size in pixels")
+    ap.add_argument("--out", required=True, type=A.out_dir, help="cache folder")
+    ap.add_argument("--width", type=A.positive_int, default=832, help="video width (multiple of 16)")
+    ap.add_argument("--height", type=A.positive_int, default=480, help="video height (multiple of 16)")
+    ap.add_argument("--mask-draws", type=A.positive_int, default=MASK_DRAWS,
+                    help="independent region-mask draws per sample; epoch e trains on draw e mod this, so a "
+                         "run of up to this many epochs never repeats a mask (default %(default)s)")
+    ap.add_argument("--mask-ratio", type=A.fraction, default=0.6,
+                    help="hidden fraction of every reference's own pixels (the paper: 0.6; 0: no masking)")
+    ap.add_argument("--mask-block", type=A.positive_int, default=32, help="mask block size in reference pixels")
     ap.add_argument("--mask-complementary", action="store_true", help="keep every block visible in some view")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: this machine's share of the samples")
-    ap.add_argument("--shard-size", type=int, default=64, help="samples per safetensors shard file")
+    ap.add_argument("--seed", type=A.nonnegative_int, default=0)
+    ap.add_argument("--shard", type=A.shard, default=(0, 1), help="i/n: this machine's share of the samples")
+    ap.add_argument("--shard-size", type=A.positive_int, default=64, help="samples per safetensors shard file")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     return ap
 
 
-def read_manifest(path) -> list[dict]:
-    rows = []
-    for line in Path(path).read_text().splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    return rows
-
-
 def main(argv=None) -> int:
     a = build_parser().parse_args(argv)
-    if a.width % 16 or a.height % 16:
-        print(f"{PROG}: width and height must be multiples of 16", file=sys.stderr)
+    try:
+        return run(a)
+    except (Mv2IDError, OSError) as e:
+        print(A.error_line(PROG, e), file=sys.stderr)
         return 2
+
+
+def run(a) -> int:
+    try:
+        latents.check_size(a.width, a.height)
+    except InputError as e:
+        raise UsageError(f"--width/--height: {e}") from None
     if not a.text_encoder and not a.context_file:
-        print(f"{PROG}: give --text-encoder (umT5) or --context-file (precomputed embeddings)", file=sys.stderr)
-        return 2
+        raise UsageError("give --text-encoder (umT5) or --context-file (precomputed embeddings)")
     from safetensors import safe_open
     from safetensors.torch import save_file
     from mv2id_core.video_io import load_image, read_frames
 
     manifest = Path(a.manifest)
-    rows = read_manifest(manifest)
+    rows = read_jsonl(manifest, repair=False)
+    if not rows:
+        raise UsageError(f"{manifest} lists no clips: run mv2id-data first (its summary.json says why videos were dropped)")
+    if a.mask_complementary and a.mask_ratio > 0:
+        for k in sorted({len(r["references"]) for r in rows}):
+            try:
+                check_complementary(k, a.mask_ratio)
+            except InputError as e:
+                raise UsageError(f"--mask-complementary: {e}") from None
     i, n = a.shard
     rows = [r for k, r in enumerate(rows) if k % n == i]
     settings = {"width": a.width, "height": a.height, "mask_draws": a.mask_draws, "mask_ratio": a.mask_ratio,
                 "mask_block": a.mask_block, "mask_complementary": a.mask_complementary, "seed": a.seed,
                 "vae": Path(a.vae).name, "text_encoder": Path(a.text_encoder).name if a.text_encoder else None,
-                "manifest": str(manifest)}
+                "manifest": str(manifest.resolve()), "shards": n}
     writer = CacheWriter(a.out, settings, shard_size=a.shard_size, shard_tag=f"{i:05d}-of-{n:05d}")
     done = writer.done_ids()
     todo = [r for r in rows if r["id"] not in done]
@@ -161,7 +191,7 @@ def main(argv=None) -> int:
     clip = load_text_encoder(a.text_encoder) if a.text_encoder else None
     contexts = {}
     if a.context_file:
-        with safe_open(a.context_file, "pt") as f:
+        with safe_open(str(a.context_file), "pt") as f:
             contexts = {k: f.get_tensor(k) for k in f.keys()}
     saved = {}
     bar = progress_bar(a.progress, len(rows), len(rows) - len(todo), PROG, "clip")

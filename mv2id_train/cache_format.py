@@ -16,10 +16,14 @@ Wan21 latent_format.process_in, as ComfyUI does for the video latent and for tim
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
+
+from mv2id_core.cli.args import settings_changes
+from mv2id_core.errors import InputError, UsageError
+
+from .files import replacing, write_json
 
 FORMAT = "mv2id-cache"
 VERSION = 1
@@ -36,8 +40,13 @@ class CacheWriter:
         self.tag = shard_tag
         self.samples, self._pending, self._tensors, self._n_shards = [], [], {}, 0
         idx = self.out / f"index-{self.tag}.json"
-        if idx.is_file():   # resume: keep what is already written
+        if idx.is_file():   # resume: keep what is already written, if it was made the same way
             old = json.loads(idx.read_text())
+            changes = settings_changes(old.get("settings", {}), self.settings)
+            if changes:
+                raise UsageError(f"{self.out} holds a cache made with other settings ({'; '.join(changes)}); "
+                                 f"samples made with different settings must not mix: use a new --out, or "
+                                 f"delete {self.out} to start over")
             self.samples = old["samples"]
             self._n_shards = len({s["shard"] for s in self.samples})
 
@@ -64,9 +73,8 @@ class CacheWriter:
             return
         from safetensors.torch import save_file
         name = f"shard-{self.tag}-{self._n_shards:05d}.safetensors"
-        tmp = self.out / (name + ".tmp")
-        save_file(self._tensors, str(tmp), metadata={"format": FORMAT})
-        os.replace(tmp, self.out / name)
+        with replacing(self.out / name) as tmp:
+            save_file(self._tensors, str(tmp), metadata={"format": FORMAT})
         for s in self._pending:
             s["shard"] = name
         self.samples.extend(self._pending)
@@ -75,10 +83,7 @@ class CacheWriter:
         self._write_index(self.out / f"index-{self.tag}.json")
 
     def _write_index(self, path):
-        tmp = Path(str(path) + ".tmp")
-        tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, "settings": self.settings,
-                                   "samples": self.samples}, indent=1))
-        os.replace(tmp, path)
+        write_json(path, {"format": FORMAT, "version": VERSION, "settings": self.settings, "samples": self.samples})
 
     def close(self):
         self.flush()
@@ -93,9 +98,7 @@ def merge_indexes(out_dir) -> Path:
         d = json.loads(p.read_text())
         samples.extend(d["samples"])
         settings = settings or d.get("settings", {})
-    tmp = out / "index.json.tmp"
-    tmp.write_text(json.dumps({"format": FORMAT, "version": VERSION, "settings": settings, "samples": samples}, indent=1))
-    os.replace(tmp, out / "index.json")
+    write_json(out / "index.json", {"format": FORMAT, "version": VERSION, "settings": settings, "samples": samples})
     return out / "index.json"
 
 
@@ -106,14 +109,17 @@ class CachedDataset:
         self.dir = Path(cache_dir)
         index = self.dir / "index.json"
         if not index.is_file():
-            raise FileNotFoundError(f"{index} not found: build the cache with mv2id-cache first")
-        d = json.loads(index.read_text())
+            raise InputError(f"{index} not found: build the cache with mv2id-cache first")
+        try:
+            d = json.loads(index.read_text())
+        except ValueError:
+            d = {}
         if d.get("format") != FORMAT:
-            raise ValueError(f"{index} is not an Mv2ID latent cache")
+            raise InputError(f"{index} is not an Mv2ID latent cache (mv2id-cache writes one)")
         self.samples = d["samples"]
         self.settings = d.get("settings", {})
         if not self.samples:
-            raise ValueError(f"{index} lists no samples")
+            raise InputError(f"{index} lists no samples: mv2id-cache encoded none (see its error lines)")
         self._files = {}
 
     def __len__(self):

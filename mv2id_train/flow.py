@@ -18,6 +18,7 @@ import math
 import torch
 
 NUM_TRAIN_TIMESTEPS = 1000
+LOSS_WEIGHTINGS = ("none", "bell")
 
 
 def shift_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
@@ -55,8 +56,8 @@ def loss_fn(pred: torch.Tensor, target: torch.Tensor, sigma: torch.Tensor, weigh
     per = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
     if weighting == "bell":
         per = per * bell_weight(sigma).to(per.device)
-    elif weighting != "none":
-        raise ValueError(f"loss weighting must be 'none' or 'bell', got {weighting!r}")
+    elif weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"loss weighting must be one of {LOSS_WEIGHTINGS}, got {weighting!r}")
     return per.mean()
 
 

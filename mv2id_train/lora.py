@@ -79,14 +79,9 @@ def comfy_lora_state_dict(trainable: dict, layers: dict, dtype=torch.bfloat16) -
 
 
 def save_safetensors(tensors: dict, path, metadata: dict) -> None:
-    import os
+    """Write a safetensors file in one step (a temporary file moved into place)."""
     from safetensors.torch import save_file
-    tmp = str(path) + ".tmp"
-    save_file(tensors, tmp, metadata={k: (v if isinstance(v, str) else json.dumps(v)) for k, v in metadata.items()})
-    os.replace(tmp, path)
+    from .files import replacing
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={k: (v if isinstance(v, str) else json.dumps(v)) for k, v in metadata.items()})
 
-
-def read_metadata(path) -> dict:
-    from safetensors import safe_open
-    with safe_open(str(path), "pt") as f:
-        return dict(f.metadata() or {})

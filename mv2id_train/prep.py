@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections import Counter
 from fractions import Fraction
@@ -34,10 +33,14 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
+from mv2id_core.cli import args as A  # noqa: E402
+from mv2id_core.errors import Mv2IDError, UsageError  # noqa: E402
+from mv2id_core.video_io import VIDEO_EXTENSIONS  # noqa: E402
+
 from . import progress_bar  # noqa: E402
+from .files import append_jsonl, read_jsonl, write_json, write_jsonl  # noqa: E402
 
 PROG = "mv2id-data"
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v")
 
 # reasons a video or clip is dropped (keys of the summary)
 NO_FACE = "no_face"
@@ -53,10 +56,11 @@ def video_info(path) -> tuple[int, float]:
     """(frame count, frames per second) of a video file."""
     import av
     from mv2id_core.video_io import count_frames
+    frames = count_frames(path)             # first: a MediaError that says what is wrong with the file
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         rate = s.average_rate or s.guessed_rate or Fraction(16)
-    return count_frames(path), float(rate)
+    return frames, float(rate)
 
 
 def clip_indices(start: int, frames: int, fps: float, train_fps: float) -> list[int]:
@@ -101,13 +105,6 @@ class MainFaceTracker:
         return pick, any(f is not pick and f.size >= self.competing * pick.size for f in faces)
 
 
-def track_main_face(faces_per_frame: list[list], same_identity: float = 0.5, competing: float = 0.6):
-    """-> (main [Face|None per frame], crowded [bool per frame]) for a whole list of frames."""
-    tr = MainFaceTracker(same_identity, competing)
-    out = [tr.update(f) for f in faces_per_frame]
-    return [m for m, _ in out], [c for _, c in out]
-
-
 def iter_frames(path, wanted):
     """Decode a video once, yielding (index, RGB uint8 frame) for the indices in `wanted` only.
 
@@ -124,8 +121,11 @@ def iter_frames(path, wanted):
                 yield n, frame.to_ndarray(format="rgb24")
 
 
-def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], Counter, dict]:
+def process_video(path: Path, analyzer, a, refs_dir: Path, background_remover=None) -> tuple[list[dict], Counter, dict]:
     """Analyse one video -> (manifest rows, Counter of clip outcomes, video record).
+
+    With a background remover (see main), every reference crop is put on white as inference
+    references are.
 
     Memory stays bounded on long videos: frames are analysed as they are decoded and dropped;
     the few frames that become references are decoded again at the end.
@@ -189,6 +189,9 @@ def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], 
         ref_files, ref_poses, ref_frames = [], [], []
         for k, i in enumerate(refs):
             crop, _ = crop_view(frames[sampled_idx[i]], main[i], size=tuple(a.ref_size), margin=a.margin)
+            if background_remover is not None:
+                from .background import on_white
+                crop = on_white(background_remover, crop)
             name = f"{cid}_{k}.png"
             Image.fromarray(crop).save(refs_dir / name)
             ref_files.append(f"refs/{name}")
@@ -208,69 +211,58 @@ def process_video(path: Path, analyzer, a, refs_dir: Path) -> tuple[list[dict], 
     return rows, stats, {**rec, "status": "kept" if rows else "no_clip", "clips": len(rows)}
 
 
-def _parse_shard(text):
-    try:
-        i, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard must be i/n, got {text!r}") from None
-    if not (n >= 1 and 0 <= i < n):
-        raise argparse.ArgumentTypeError(f"--shard must be i/n with 0 <= i < n, got {text!r}")
-    return i, n
-
-
-def _parse_size(text):
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WIDTHxHEIGHT, got {text!r}") from None
-    return w, h
+# settings that decide what a run writes: recorded in DATA/settings.json by the first run, and a
+# later run into the same folder must use the same ones (else old and new rows would mix)
+SETTINGS = ("backend", "frames", "train_fps", "sample_fps", "refs", "ref_size", "margin", "min_yaw_span",
+            "competing_face", "max_crowded", "same_identity", "min_presence", "max_clips", "clip_stride",
+            "bg_model")
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("videos", help="folder of videos (searched recursively)")
-    ap.add_argument("--out", required=True, help="data folder (manifest, summary, reference crops)")
-    ap.add_argument("--backend", default="dlib", help="face backend: dlib (offline) or insightface")
-    ap.add_argument("--frames", type=int, default=81, help="frames per training clip (4n+1)")
-    ap.add_argument("--train-fps", type=float, default=16.0, help="frame rate of the training clips")
-    ap.add_argument("--sample-fps", type=float, default=2.0, help="frames per second analysed for faces and pose")
-    ap.add_argument("--refs", type=int, default=3, help="reference frames per clip (K)")
-    ap.add_argument("--ref-size", type=_parse_size, default=(512, 512), help="reference crop size WxH")
-    ap.add_argument("--margin", type=float, default=1.0, help="crop context in face sizes (as Face Views)")
-    ap.add_argument("--min-yaw-span", type=float, default=40.0,
+    from mv2id_core.faces import backend_names
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=A.HelpFormatter)
+    ap.add_argument("videos", type=A.existing_dir, help="folder of videos (searched recursively)")
+    ap.add_argument("--out", required=True, type=A.out_dir, help="data folder (manifest, summary, reference crops)")
+    ap.add_argument("--backend", default="dlib", choices=backend_names(),
+                    help="face backend: dlib (offline) or insightface")
+    ap.add_argument("--frames", type=A.frame_count, default=81, help="frames per training clip (4n+1)")
+    ap.add_argument("--train-fps", type=A.positive_float, default=16.0, help="frame rate of the training clips")
+    ap.add_argument("--sample-fps", type=A.positive_float, default=2.0,
+                    help="frames per second analysed for faces and pose")
+    ap.add_argument("--refs", type=A.positive_int, default=3, help="reference frames per clip (K)")
+    ap.add_argument("--ref-size", type=A.size, default=(512, 512), help="reference crop size WxH")
+    ap.add_argument("--margin", type=A.nonnegative_float, default=1.0, help="crop context in face sizes (as Face Views)")
+    ap.add_argument("--bg-model", type=A.existing_file, default=None,
+                    help="background-removal model (e.g. models/background_removal/birefnet.safetensors), loaded "
+                         "by ComfyUI's own loader: reference crops get a white background as at inference. "
+                         "Without it the crops keep their background")
+    ap.add_argument("--min-yaw-span", type=A.nonnegative_float, default=40.0,
                     help="keep videos whose main-face yaw spans at least this (degrees, 5th-95th percentile)")
-    ap.add_argument("--competing-face", type=float, default=0.6,
+    ap.add_argument("--competing-face", type=A.positive_float, default=0.6,
                     help="another face at least this fraction of the main face's size competes with it")
-    ap.add_argument("--max-crowded", type=float, default=0.2,
+    ap.add_argument("--max-crowded", type=A.fraction, default=0.2,
                     help="drop a video when more than this fraction of its face frames have a competing face")
-    ap.add_argument("--same-identity", type=float, default=0.5, help="embedding cosine for the same person")
-    ap.add_argument("--min-presence", type=float, default=0.8,
+    ap.add_argument("--same-identity", type=A.number(float, -1.0, 1.0), default=0.5,
+                    help="embedding cosine for the same person")
+    ap.add_argument("--min-presence", type=A.fraction, default=0.8,
                     help="the main face must be in this fraction of a clip's analysed frames")
-    ap.add_argument("--max-clips", type=int, default=4, help="clips per video at most (non-overlapping)")
-    ap.add_argument("--clip-stride", type=float, default=0.0, help="seconds between clip starts (0: back to back)")
-    ap.add_argument("--shard", type=_parse_shard, default=(0, 1), help="i/n: this machine's share of the videos")
+    ap.add_argument("--max-clips", type=A.positive_int, default=4, help="clips per video at most (non-overlapping)")
+    ap.add_argument("--clip-stride", type=A.nonnegative_float, default=0.0,
+                    help="seconds between clip starts (0: back to back)")
+    ap.add_argument("--shard", type=A.shard, default=(0, 1), help="i/n: this machine's share of the videos")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     return ap
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-
-
-def _append(path: Path, rows: list[dict]):
-    with open(path, "a") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+def _latest(states: list[dict]) -> dict[str, dict]:
+    """video -> its newest state record (a retried video has several)."""
+    return {s["video"]: s for s in states}
 
 
 def summarise(out: Path) -> dict:
     """Merge every shard's files into manifest.jsonl and summary.json."""
-    states = [r for p in sorted(out.glob("state-*.jsonl")) for r in _read_jsonl(p)]
-    rows = [r for p in sorted(out.glob("manifest-*.jsonl")) for r in _read_jsonl(p)]
+    states = list(_latest([r for p in sorted(out.glob("state-*.jsonl")) for r in read_jsonl(p)]).values())
+    rows = [r for p in sorted(out.glob("manifest-*.jsonl")) for r in read_jsonl(p)]
     done = {s["video"] for s in states}
     rows = [r for r in rows if r["video"] in done]
     videos = Counter(s["status"] for s in states)
@@ -280,53 +272,104 @@ def summarise(out: Path) -> dict:
             clips[k] += v
     summary = {"videos": len(states), "videos_by_status": dict(sorted(videos.items())),
                "clips_kept": len(rows), "clips_dropped": {k: v for k, v in sorted(clips.items()) if k != "clips_kept"},
-               "dropped_videos": {k: v for k, v in sorted(videos.items()) if k not in ("kept",)}}
-    tmp = out / "manifest.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, out / "manifest.jsonl")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+               "dropped_videos": {k: v for k, v in sorted(videos.items()) if k not in ("kept",)},
+               "unreadable": {s["video"]: s.get("error", "") for s in states if s["status"] == UNREADABLE},
+               "background_removal": _settings_note(out)}
+    write_jsonl(out / "manifest.jsonl", rows)
+    write_json(out / "summary.json", summary)
     return summary
 
 
-def main(argv=None) -> int:
+def _settings_note(out: Path) -> str:
+    p = out / "settings.json"
+    model = json.loads(p.read_text()).get("bg_model") if p.is_file() else None
+    if model:
+        how = "" if model.endswith("(given by the caller)") else " through ComfyUI's background-removal loader"
+        return f"reference crops on white: background removed with {model}{how}"
+    return "off: reference crops keep their background (give --bg-model to remove it, as inference references are on white)"
+
+
+def check_settings(out: Path, a, background_remover=None) -> None:
+    """Record this run's settings in OUT/settings.json, or refuse when an earlier run used others."""
+    current = {k: getattr(a, k) for k in SETTINGS}
+    current["bg_model"] = (a.bg_model.name if a.bg_model else None) if background_remover is None else \
+        f"{type(background_remover).__name__} (given by the caller)"
+    current["shards"] = a.shard[1]
+    path = out / "settings.json"
+    started = any(read_jsonl(p) for p in out.glob("state-*.jsonl"))
+    if path.is_file() and started:
+        changes = A.settings_changes(json.loads(path.read_text()), current)
+        if changes:
+            raise UsageError(f"{out} holds data prepared with other settings ({'; '.join(changes)}); rows made "
+                             f"with different settings must not mix: use a new --out, or delete {out} to start over")
+    else:
+        write_json(path, current)
+
+
+def list_videos(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def main(argv=None, background_remover=None) -> int:
+    """mv2id-data. `background_remover` (an object with encode_image(image [B, H, W, 3] float 0..1)
+    -> mask [B, H, W], 1 = foreground, like ComfyUI's background-removal model) replaces the model
+    --bg-model would load: the seam for tests and for callers with their own segmentation."""
     a = build_parser().parse_args(argv)
-    if a.frames < 1 or (a.frames - 1) % 4:
-        print(f"{PROG}: --frames must be 4n+1 (Wan 2.1), got {a.frames}", file=sys.stderr)
+    try:
+        return run(a, background_remover)
+    except (Mv2IDError, OSError) as e:
+        print(A.error_line(PROG, e), file=sys.stderr)
         return 2
-    src = Path(a.videos)
-    if not src.is_dir():
-        print(f"{PROG}: {src} is not a folder", file=sys.stderr)
-        return 2
+
+
+def run(a, background_remover=None) -> int:
     from mv2id_core.faces import load_analyzer
-    out = Path(a.out)
+    out, src = a.out, a.videos
+    videos = list_videos(src)
+    if not videos:
+        raise UsageError(f"no videos found in {src} (searched recursively for {', '.join(VIDEO_EXTENSIONS)})")
     (out / "refs").mkdir(parents=True, exist_ok=True)
+    check_settings(out, a, background_remover)
     i, n = a.shard
     tag = f"{i:05d}-of-{n:05d}"
-    videos = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
     mine = [p for k, p in enumerate(videos) if k % n == i]
     state_path, manifest_path = out / f"state-{tag}.jsonl", out / f"manifest-{tag}.jsonl"
-    done = {r["video"] for r in _read_jsonl(state_path)}
+    # unreadable videos are tried again (the file may have been replaced since)
+    done = {v for v, s in _latest(read_jsonl(state_path)).items() if s["status"] != UNREADABLE}
     # a manifest row whose video has no state line comes from an interrupted run: drop it
-    kept = [r for r in _read_jsonl(manifest_path) if r["video"] in done]
-    manifest_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    write_jsonl(manifest_path, [r for r in read_jsonl(manifest_path) if r["video"] in done])
     todo = [p for p in mine if str(p.resolve()) not in done]
-    analyzer = load_analyzer(a.backend)
+    analyzer = load_analyzer(a.backend) if todo else None
+    remover = background_remover
+    if remover is None and a.bg_model and todo:
+        from .background import load_background_remover
+        remover = load_background_remover(a.bg_model)
+    if not a.bg_model and background_remover is None:
+        print(f"{PROG}: no --bg-model: reference crops keep their background (inference references are on white)",
+              file=sys.stderr)
     bar = progress_bar(a.progress, len(mine), len(mine) - len(todo), PROG, "video")
+    unreadable = []
     for p in todo:
         try:
-            rows, stats, rec = process_video(p, analyzer, a, out / "refs")
+            rows, stats, rec = process_video(p, analyzer, a, out / "refs", remover)
         except Exception as e:  # an unreadable file must not stop a long run
-            rows, stats, rec = [], Counter(), {"video": str(p), "status": UNREADABLE, "error": f"{type(e).__name__}: {e}"}
+            rows, stats, rec = [], Counter(), {"status": UNREADABLE, "error": f"{type(e).__name__}: {e}"}
+            unreadable.append((p, rec["error"]))
         rec["video"] = str(p.resolve())
         rec["clip_outcomes"] = dict(stats)
-        _append(manifest_path, rows)
-        _append(state_path, [rec])        # the state line last: a video counts as done once its rows are written
+        append_jsonl(manifest_path, rows)
+        append_jsonl(state_path, [rec])   # the state line last: a video counts as done once its rows are written
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(kept=sum(1 for _ in rows))
+            bar.set_postfix(kept=len(rows))
     if bar is not None:
         bar.close()
     summary = summarise(out)
+    for p, why in unreadable:
+        print(f"{PROG}: could not read {p}: {why}", file=sys.stderr)
+    if unreadable:
+        print(f"{PROG}: {len(unreadable)} of {len(todo)} videos could not be read (listed above and in "
+              f"summary.json); they are tried again on the next run", file=sys.stderr)
     print(json.dumps({"manifest": str(out / "manifest.jsonl"), **summary}))
     return 0
 

@@ -9,6 +9,16 @@ Conditioning node joins them (time_dim_concat), loss on video tokens only. Write
 OUT/<name>.safetensors (a LoRA for LoraLoaderModelOnly, or a full diffusion model with --full),
 OUT/log.jsonl (one line per step), and OUT/checkpoints/step-N/ every --save-every steps;
 --resume auto (default) continues from the newest checkpoint.
+
+Which base model (--model):
+  Phantom-Wan (e.g. Phantom-Wan-1_3B_fp16.safetensors, Phantom-Wan-14B_fp16.safetensors): a full
+    fine-tune of Wan 2.1 T2V that already reads clean reference frames joined on the time axis.
+    A LoRA then only has to learn the RD-RoPE layout and to cope with masked views. Start here.
+  Wan 2.1 T2V (wan2.1_t2v_1.3B/14B): the paper's base. It has never seen reference frames and
+    must learn reference conditioning from scratch, as the paper did on ~22K curated videos with
+    the 14B model: expect many times the data and GPU time of the Phantom-Wan route.
+  See docs/training.md ("Which base to train from") for the estimates. The output records the
+  base's file name (mv2id.train.base_model) beside the RD-RoPE settings.
 """
 from __future__ import annotations
 
@@ -17,7 +27,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -27,10 +37,13 @@ if __package__ in (None, ""):
 import torch  # noqa: E402
 import torch.distributed as dist  # noqa: E402
 
-from mv2id_core.rdrope import RDRoPEConfig, config_to_metadata  # noqa: E402
+from mv2id_core.cli import args as A  # noqa: E402
+from mv2id_core.errors import Mv2IDError, UsageError  # noqa: E402
+from mv2id_core.rdrope import MODES as RDROPE_MODES, RDRoPEConfig, config_to_metadata  # noqa: E402
 
 from . import flow, lora as lora_mod, progress_bar, wan  # noqa: E402
 from .cache_format import CachedDataset  # noqa: E402
+from .files import append_jsonl, read_jsonl, write_jsonl  # noqa: E402
 
 PROG = "mv2id-train"
 
@@ -53,7 +66,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     shift: float = 5.0
     loss_weighting: str = "none"
-    ref_dropout: float = 0.0
+    # zero references (the guider's third pass) for 10% of samples, drawn per sample: Concat-ID's
+    # published rate (ref_image_dropout 0.1, references replaced by zeros); ConsisID uses 0.05;
+    # Phantom's own rate is unpublished. 0 leaves the zero-reference condition untrained.
+    ref_dropout: float = 0.1
     seed: int = 0
     full: bool = False
     rank: int = 32
@@ -305,6 +321,7 @@ class Trainer:
                 else:
                     fqn, k = rest.rsplit("/", 1)
                     state.setdefault(fqn, {})[k] = f.get_tensor(key)
+        self._check_resume(ck, json.loads(meta.get("config", "{}")))
         groups = json.loads(meta["param_groups"])
         for g in groups:
             if "betas" in g:
@@ -313,6 +330,19 @@ class Trainer:
         set_model_state_dict(self.model, msd, options=opts)
         set_optimizer_state_dict(self.model, self.opt, {"state": state, "param_groups": groups}, options=opts)
         return int(meta["step"])
+
+    # settings a resumed run must share with the checkpoint (the rest, e.g. --steps, may change)
+    RESUME_MUST_MATCH = ("global_batch", "lr", "warmup", "schedule", "min_lr_ratio", "weight_decay", "betas",
+                         "max_grad_norm", "shift", "loss_weighting", "ref_dropout", "seed", "full", "rank", "alpha",
+                         "targets", "rdrope_mode", "rdrope_offset", "rdrope_first_index")
+
+    def _check_resume(self, ck: Path, recorded: dict) -> None:
+        now = self._config_record()
+        changes = A.settings_changes({k: recorded.get(k) for k in self.RESUME_MUST_MATCH},
+                                     {k: now.get(k) for k in self.RESUME_MUST_MATCH})
+        if changes:
+            raise UsageError(f"{ck} was trained with other settings ({'; '.join(changes)}): resume with the same "
+                             f"settings, or start over with --resume none (or a new --out)")
 
     def latest_checkpoint(self) -> Path | None:
         cks = sorted(p for p in (self.out / "checkpoints").glob("step-*")
@@ -332,7 +362,8 @@ class Trainer:
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[cfg.save_dtype]
         meta = {**config_to_metadata(cfg.rdrope), "mv2id.train.step": str(step),
                 "mv2id.train.base_model": os.path.basename(cfg.model),
-                "mv2id.train.shift": repr(cfg.shift), "mv2id.train.global_batch": str(self.global_batch)}
+                "mv2id.train.shift": repr(cfg.shift), "mv2id.train.global_batch": str(self.global_batch),
+                "mv2id.train.ref_dropout": repr(cfg.ref_dropout)}
         if cfg.full:
             tensors = {k: v.to(dtype).contiguous() for k, v in msd.items()}
             meta["mv2id.train.kind"] = "full"
@@ -370,8 +401,7 @@ class Trainer:
         if self.d.main and start == 0 and log_path.exists():
             log_path.unlink()
         if self.d.main and start > 0 and log_path.exists():   # drop lines past the checkpoint
-            lines = [l for l in log_path.read_text().splitlines() if l and json.loads(l)["step"] < start]
-            log_path.write_text("".join(l + "\n" for l in lines))
+            write_jsonl(log_path, [r for r in read_jsonl(log_path) if r["step"] < start])
         bar = progress_bar(self.d.main and cfg.progress, cfg.steps, start, PROG, "step")
         records = []
         t0 = time.perf_counter()
@@ -381,8 +411,7 @@ class Trainer:
             rec = {"step": step, "loss": loss, "lr": lr, "time": round(time.perf_counter() - t0, 4)}
             records.append(rec)
             if self.d.main:
-                with open(log_path, "a") as f:
-                    f.write(json.dumps(rec) + "\n")
+                append_jsonl(log_path, [rec])
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
@@ -404,43 +433,56 @@ class Trainer:
 
 
 # ----------------------------------------------------------------------------- CLI
+DEFAULTS = {f.name: f.default for f in fields(TrainConfig) if f.default is not MISSING}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cache", required=True, help="latent cache folder (mv2id-cache)")
-    ap.add_argument("--model", required=True, help="Wan 2.1 T2V diffusion model (.safetensors, fp16/bf16/fp32)")
-    ap.add_argument("--out", required=True, help="output folder (LoRA, log.jsonl, checkpoints/)")
-    ap.add_argument("--name", default="mv2id_lora", help="output file name (without .safetensors)")
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--batch-size", type=int, default=1, help="samples per process per micro-step")
-    ap.add_argument("--grad-accum", type=int, default=1)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--warmup", type=int, default=100, help="linear warm-up steps")
-    ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant")
-    ap.add_argument("--min-lr-ratio", type=float, default=0.0)
-    ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--max-grad-norm", type=float, default=1.0, help="0 disables clipping")
-    ap.add_argument("--shift", type=float, default=5.0, help="timestep shift (Wan: 5)")
-    ap.add_argument("--loss-weighting", choices=["none", "bell"], default="none")
-    ap.add_argument("--ref-dropout", type=float, default=0.0,
-                    help="probability of zero references for a sample (teaches the third guidance pass)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
-    ap.add_argument("--rank", type=int, default=32, help="LoRA rank")
-    ap.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: the rank)")
-    ap.add_argument("--targets", default=",".join(lora_mod.DEFAULT_TARGETS),
+    """The CLI; every default comes from TrainConfig (written once, there)."""
+    D = DEFAULTS
+    ap = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=A.HelpFormatter)
+    ap.add_argument("--cache", required=True, type=A.existing_dir, help="latent cache folder (mv2id-cache)")
+    ap.add_argument("--model", required=True, type=A.existing_file,
+                    help="base diffusion model (.safetensors, fp16/bf16/fp32): Phantom-Wan (recommended) or Wan 2.1 "
+                         "T2V, see 'Which base model' above")
+    ap.add_argument("--out", required=True, type=A.out_dir, help="output folder (LoRA, log.jsonl, checkpoints/)")
+    ap.add_argument("--name", default=D["name"], help="output file name (without .safetensors)")
+    ap.add_argument("--steps", type=A.positive_int, default=D["steps"], help="optimizer steps")
+    ap.add_argument("--batch-size", type=A.positive_int, default=D["batch_size"], help="samples per process per micro-step")
+    ap.add_argument("--grad-accum", type=A.positive_int, default=D["grad_accum"], help="micro-steps per optimizer step")
+    ap.add_argument("--lr", type=A.positive_float, default=D["lr"], help="AdamW learning rate")
+    ap.add_argument("--warmup", type=A.nonnegative_int, default=D["warmup"], help="linear warm-up steps")
+    ap.add_argument("--schedule", choices=["constant", "cosine"], default=D["schedule"], help="after the warm-up")
+    ap.add_argument("--min-lr-ratio", type=A.fraction, default=D["min_lr_ratio"], help="cosine: end at this x lr")
+    ap.add_argument("--weight-decay", type=A.nonnegative_float, default=D["weight_decay"], help="AdamW weight decay")
+    ap.add_argument("--max-grad-norm", type=A.nonnegative_float, default=D["max_grad_norm"], help="0 disables clipping")
+    ap.add_argument("--shift", type=A.positive_float, default=D["shift"], help="timestep shift (Wan: 5)")
+    ap.add_argument("--loss-weighting", choices=list(flow.LOSS_WEIGHTINGS), default=D["loss_weighting"],
+                    help="bell: DiffSynth's per-timestep weight")
+    ap.add_argument("--ref-dropout", type=A.fraction, default=D["ref_dropout"],
+                    help="probability of zero references for a sample: trains the zero-reference condition that "
+                         "the guider's third pass uses (Concat-ID's rate; see docs/training.md)")
+    ap.add_argument("--seed", type=A.nonnegative_int, default=D["seed"], help="every random draw derives from it")
+    ap.add_argument("--full", action="store_true", default=D["full"], help="full fine-tuning instead of LoRA")
+    ap.add_argument("--rank", type=A.positive_int, default=D["rank"], help="LoRA rank")
+    ap.add_argument("--alpha", type=A.positive_float, default=D["alpha"], help="LoRA alpha (default: the rank)")
+    ap.add_argument("--targets", default=",".join(D["targets"]),
                     help="comma-separated layer-name suffixes that get LoRA")
-    ap.add_argument("--rdrope-mode", choices=["rd", "vanilla"], default="rd")
-    ap.add_argument("--rdrope-offset", type=float, default=1.0)
-    ap.add_argument("--rdrope-first-index", type=int, default=1)
-    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                    help="auto: bf16 autocast on CUDA, fp32 on CPU")
+    ap.add_argument("--rdrope-mode", choices=list(RDROPE_MODES), default=D["rdrope_mode"],
+                    help="reference positions: rd (the paper) or vanilla (Phantom's)")
+    ap.add_argument("--rdrope-offset", type=A.number(float), default=D["rdrope_offset"],
+                    help="temporal index of the references after the last video frame")
+    ap.add_argument("--rdrope-first-index", type=A.nonnegative_int, default=D["rdrope_first_index"],
+                    help="spatial shift k of the first reference")
+    ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=D["precision"],
+                    help="auto: bf16 on CUDA, fp32 on CPU")
     ap.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")
-    ap.add_argument("--save-every", type=int, default=500, help="checkpoint every N steps (0: only the end)")
-    ap.add_argument("--keep-checkpoints", type=int, default=2)
-    ap.add_argument("--stop-after", type=int, default=0,
+    ap.add_argument("--save-every", type=A.nonnegative_int, default=D["save_every"],
+                    help="checkpoint every N steps (0: only the end)")
+    ap.add_argument("--keep-checkpoints", type=A.positive_int, default=D["keep_checkpoints"], help="newest ones kept")
+    ap.add_argument("--stop-after", type=A.nonnegative_int, default=D["stop_after"],
                     help="leave (with a checkpoint) after this many steps; rerun the same command to continue")
-    ap.add_argument("--resume", default="auto", help="auto (newest checkpoint in OUT), none, or a checkpoint folder")
-    ap.add_argument("--save-dtype", choices=["bf16", "fp16", "fp32"], default="bf16")
+    ap.add_argument("--resume", default=D["resume"], help="auto (newest checkpoint in OUT), none, or a checkpoint folder")
+    ap.add_argument("--save-dtype", choices=["bf16", "fp16", "fp32"], default=D["save_dtype"], help="of the output file")
     ap.add_argument("--no-progress", dest="progress", action="store_false")
     return ap
 
@@ -449,16 +491,24 @@ def config_from_args(argv=None) -> TrainConfig:
     a = build_parser().parse_args(argv)
     kw = vars(a)
     kw["targets"] = tuple(t.strip() for t in kw["targets"].split(",") if t.strip())
+    if not kw["targets"]:
+        build_parser().error("argument --targets: name at least one layer-name suffix, e.g. self_attn.q")
+    for k in ("cache", "model", "out"):
+        kw[k] = str(kw[k])
     return TrainConfig(**kw)
 
 
 def main(argv=None) -> int:
     cfg = config_from_args(argv)
-    trainer = Trainer(cfg)
     try:
-        trainer.run()
-    finally:
-        trainer.d.close()
+        trainer = Trainer(cfg)
+        try:
+            trainer.run()
+        finally:
+            trainer.d.close()
+    except (Mv2IDError, OSError) as e:
+        print(A.error_line(PROG, e), file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,17 +18,22 @@ class Mv2IDRegionMask(io.ComfyNode):
             display_name="Mv2ID Region Mask",
             category=CATEGORY,
             description=(
-                "Hides random square blocks covering `ratio` of every reference image (the paper masks 60% of "
-                "each reference during training, so no single view can be copied and the model must combine "
-                "views). Use it to preview or reproduce the training masks, or to test how a model copes with "
-                "partial references. Inference normally uses unmasked references."),
+                "Hides random square blocks covering `ratio` of every reference image's own pixels (the paper masks "
+                "60% of each reference during training, so no single view can be copied and the model must combine "
+                "views). Blocks are counted on the image as it comes in, before Mv2ID Reference Conditioning fits "
+                "it to the video size: the white padding added there is never part of the masked share. "
+                "mv2id-cache masks training references with this same function in this same order (mask, then "
+                "fit), so Region Mask -> Reference Conditioning reproduces a training sample. Use it to preview "
+                "the training masks or to test how a model copes with partial references; inference normally "
+                "uses unmasked references."),
             inputs=[
                 io.Image.Input("images", tooltip="Reference images (IMAGE batch), e.g. from Mv2ID Face Views."),
                 io.Float.Input("ratio", default=0.6, min=0.0, max=1.0, step=0.01, tooltip=(
-                    "Fraction of each image hidden (exact in blocks; edge blocks may be partial). The paper "
-                    "uses 0.6.")),
+                    "Fraction of each image's own pixels hidden (exact in blocks; edge blocks may be partial). "
+                    "The paper uses 0.6.")),
                 io.Int.Input("block_size", default=32, min=1, max=1024, tooltip=(
-                    "Side of the square blocks in pixels (32 px = 4 latent pixels of the Wan VAE).")),
+                    "Side of the square blocks in the image's own pixels (at the video size, 32 px = 4 latent "
+                    "pixels of the Wan VAE; a larger image is scaled down with its blocks).")),
                 io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
                              tooltip="Seed of the random blocks; the same seed gives the same masks."),
                 io.Float.Input("fill", default=1.0, min=0.0, max=1.0, step=0.01, tooltip=(

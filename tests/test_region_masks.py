@@ -88,3 +88,29 @@ def test_region_mask_fills_hidden_pixels_only():
     assert torch.all(out[hidden] == 0.5)
     assert torch.equal(out[~hidden], img[~hidden])
     assert 0.55 < masks.mean() < 0.65
+
+
+def test_training_masks_hide_the_ratio_of_each_references_own_pixels():
+    """mv2id-cache masks 60% of every reference crop itself, not 60% of the video-sized canvas it is
+    padded into: a 512x512 crop fitted into 832x480 keeps white side bars that are never counted,
+    and the crop's hidden share is 0.6 (up to the block grid) for every draw."""
+    from mv2id_train.cache import masked_references
+    refs = torch.full((3, 512, 512, 3), 0.2)
+    for seed in range(8):
+        out = masked_references(refs, 832, 480, 0.6, 32, seed)
+        assert out.shape == (3, 480, 832, 3)
+        content, bars = out[:, :, 176:656], torch.cat([out[:, :, :176], out[:, :, 656:]], 2)
+        assert bool((bars == 1.0).all())
+        hidden = (content.mean(-1) > 0.6).float().mean((1, 2))
+        assert bool(((hidden - 154 / 256).abs() < 0.01).all()), (seed, hidden)
+
+
+def test_training_masks_are_the_region_mask_node_then_the_fit():
+    """Same seed: the cache's references equal Region Mask (fill white) followed by Reference
+    Conditioning's pad_white fit, the order the node documents."""
+    from mv2id_core.references import fit_references
+    from mv2id_train.cache import masked_references
+    refs = torch.rand(3, 200, 160, 3)
+    node, _ = mask_references(refs, ratio=0.6, block_size=16, seed=5, fill=1.0)
+    assert torch.equal(masked_references(refs, 96, 64, 0.6, 16, 5), fit_references(node, 96, 64, "pad_white"))
+    assert torch.equal(masked_references(refs, 96, 64, 0.0, 16, 5), fit_references(refs, 96, 64, "pad_white"))

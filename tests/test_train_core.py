@@ -116,3 +116,61 @@ def test_rdrope_metadata_roundtrip():
     assert config_from_metadata({"other": "x"}) is None
     with pytest.raises(ValueError):
         config_from_metadata({"mv2id.rdrope.mode": "sideways"})
+
+
+@pytest.mark.parametrize("checkpointing", [True, False])
+def test_backward_runs_on_this_hosts_model_code(comfy_pkg, checkpointing):
+    """A training step's backward goes through ComfyUI's own WanModel on the host under test.
+    ComfyUI 0.33 applies RoPE with a fused comfy_kitchen kernel that has no backward; training
+    must take ComfyUI's differentiable path (also when checkpointing recomputes blocks inside
+    backward) and leave ComfyUI's switch as it found it, so inference keeps the fused kernel."""
+    import comfy.model_management as mm
+    from mv2id_train import lora, wan
+    dm, _ = wan.load_wan(str(T.tiny_unet()))
+    wan.install_rdrope(dm, RDRoPEConfig())
+    names = lora.add_lora(dm, rank=4)
+    if checkpointing:
+        wan.enable_gradient_checkpointing(dm)
+    dm.train()
+    x, sigma, ctx, refs = _inputs()
+    before = getattr(mm, "in_training", None)
+    options, calls = wan.transformer_options(), []
+    attention = options["optimized_attention_override"]
+    options["optimized_attention_override"] = lambda *a, **k: calls.append(1) or attention(*a, **k)
+    pred = wan.model_forward(dm, x, sigma, ctx, refs, options)
+    assert getattr(mm, "in_training", None) == before          # restored after the forward
+    pred.float().pow(2).mean().backward()
+    assert getattr(mm, "in_training", None) == before          # and after the recomputing backward
+    # every self- and cross-attention of both blocks, forward and (checkpointing) recomputation, ran
+    # training_attention: one fixed set of SDPA kernels, so a recomputation matches its forward
+    assert len(calls) == 2 * 2 * (2 if checkpointing else 1)
+    grads = [dm.get_submodule(n).lora_up.weight.grad for n in names]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert sum(float(g.abs().sum()) for g in grads) > 0
+
+
+def test_bf16_lora_training_keeps_large_position_ids_exact(comfy_pkg, tmp_path):
+    """bf16 LoRA training (the frozen model in bf16) builds its position ids through RD-RoPE in
+    float32: with 66 tokens per row and three references the width ids reach 263, and odd ids
+    above 256 (e.g. 261), which bf16 cannot hold, arrive unrounded."""
+    from mv2id_train.cache_format import CacheWriter
+    from mv2id_train.train import Trainer, config_from_args
+    g = torch.Generator().manual_seed(0)
+    wr = CacheWriter(tmp_path / "cache", {"synthetic": True})
+    wr.add("wide", torch.randn(16, 1, 2, 132, generator=g), [torch.randn(16, 3, 2, 132, generator=g)],
+           torch.randn(4, 4096, generator=g))
+    wr.close()
+    cfg = config_from_args(T.train_args(tmp_path / "cache", tmp_path / "run", 1, precision="bf16", warmup=0,
+                                        save_every=0, rank=4))
+    tr = Trainer(cfg)
+    assert next(p for n, p in tr.model.named_parameters() if n.endswith("self_attn.q.weight")).dtype == torch.bfloat16
+    seen, h = _capture_ids(tr.model)
+    try:
+        loss, _ = tr.train_step(0)
+    finally:
+        h.remove()
+    assert math.isfinite(loss) and len(seen) >= 1
+    ids = seen[0][0]
+    assert ids.dtype == torch.float32
+    assert torch.equal(ids, position_ids(1, 3, 1, 66, cfg.rdrope).to(ids.device))
+    assert float(ids[:, 2].max()) == 263.0 and bool((ids[:, 2] == 261).any())

@@ -45,6 +45,7 @@ def test_manifest_and_summary(data, videos):
     assert summary["videos"] == 4
     assert summary["videos_by_status"] == {"kept": 1, "no_face": 1, "several_faces": 1, "small_yaw_span": 1}
     assert summary["clips_kept"] == len(rows) == 2
+    assert summary["unreadable"] == {} and summary["background_removal"].startswith("off: reference crops keep")
     for r in rows:
         assert r["video"].endswith("turning.mp4") and r["num_frames"] == 9 and len(r["frame_indices"]) == 9
         assert r["frame_indices"] == list(range(r["start"], r["start"] + 9))          # 16 fps source, 16 fps clips
@@ -95,3 +96,60 @@ def test_cache_and_train_on_the_manifest(data, tmp_path):
     cfg.log_every = 0
     recs = Trainer(cfg).run()
     assert len(recs) == 3 and all(np.isfinite(r["loss"]) for r in recs)
+
+
+class EllipseRemover:
+    """Stands in for ComfyUI's background-removal model (same interface as the object its
+    LoadBackgroundRemovalModel returns): foreground = a centred ellipse."""
+
+    def __init__(self):
+        self.calls = []
+
+    @staticmethod
+    def mask(h, w):
+        yy, xx = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
+        return (yy ** 2 / 0.7 ** 2 + xx ** 2 / 0.5 ** 2) <= 1
+
+    def encode_image(self, image):
+        self.calls.append((tuple(image.shape), image.dtype, float(image.min()), float(image.max())))
+        b, h, w, _ = image.shape
+        return self.mask(h, w).float()[None].expand(b, h, w)
+
+
+def test_background_removal_puts_reference_crops_on_white(data, videos, tmp_path):
+    """With a background remover (the seam --bg-model fills with ComfyUI's loader), every reference
+    crop keeps the pixels the mask calls foreground and is white elsewhere; the summary says so."""
+    from PIL import Image
+    from mv2id_train import prep
+    one = tmp_path / "videos"
+    one.mkdir()
+    (one / "turning.mp4").write_bytes((videos / "turning.mp4").read_bytes())
+    out, remover = tmp_path / "data", EllipseRemover()
+    assert prep.main([str(one), "--out", str(out), *ARGS], background_remover=remover) == 0
+    rows, plain = _rows(out), {r["id"]: r for r in _rows(data)}
+    assert len(rows) == 2 and len(remover.calls) == 2 * 2
+    assert all(c[0] == (1, 64, 64, 3) and c[1] == torch.float32 and 0.0 <= c[2] <= c[3] <= 1.0 for c in remover.calls)
+    fg = EllipseRemover.mask(64, 64).numpy()
+    for r in rows:
+        for ref, ref_plain in zip(r["references"], plain[r["id"]]["references"]):
+            img, before = np.asarray(Image.open(out / ref)), np.asarray(Image.open(data / ref_plain))
+            assert (img[~fg] == 255).all()
+            assert np.array_equal(img[fg], before[fg])
+            assert (before[~fg] != 255).any()            # there was a background to remove
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["background_removal"].startswith("reference crops on white")
+
+
+def test_torn_state_line_does_not_break_the_next_run(data, videos, tmp_path):
+    """A crash in the middle of writing a state line: the next run drops the torn line (and cuts it
+    from the file) and ends with the same manifest instead of failing on every later run."""
+    import shutil
+    from mv2id_train import prep
+    out = tmp_path / "data"
+    shutil.copytree(data, out)
+    state = next(out.glob("state-*.jsonl"))
+    text = state.read_text()
+    state.write_text(text + text.splitlines()[-1][:25])            # a torn copy of a line at the end
+    assert prep.main([str(videos), "--out", str(out), *ARGS]) == 0
+    assert sorted(r["id"] for r in _rows(out)) == sorted(r["id"] for r in _rows(data))
+    assert state.read_text() == text

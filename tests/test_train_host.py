@@ -77,6 +77,8 @@ def test_trained_lora_loads_and_changes_the_output(comfy, trained_lora, refs):
     with safe_open(str(comfy.base_dir / "models" / "loras" / name), "pt") as f:
         md = f.metadata()
     assert md["mv2id.rdrope.mode"] == "rd" and md["mv2id.rdrope.offset"] == "2.0" and md["mv2id.rdrope.first_index"] == "0"
+    # which base it was trained on (a Phantom-Wan LoRA names its Phantom file), beside the RD-RoPE settings
+    assert md["mv2id.train.base_model"] == T.tiny_unet().name and md["mv2id.train.ref_dropout"] == "0.1"
     base = _run(comfy, refs, "no_lora")
     with_lora = _run(comfy, refs, "with_lora", lora=name)
     assert torch.isfinite(with_lora).all()

@@ -100,3 +100,21 @@ def test_full_finetune_and_bf16_lora(cache, tmp_path):
         assert f.metadata()["mv2id.train.kind"] == "full" and f.metadata()["mv2id.rdrope.mode"] == "rd"
     recs = _trainer(cache, tmp_path / "bf16", 2, precision="bf16", warmup=0, save_every=0).run()
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in recs)
+
+
+def test_lora_records_its_base_model(cache, tmp_path):
+    """A LoRA trained on Phantom-Wan says so: the base's file name sits in the metadata beside the
+    RD-RoPE settings (the RD-RoPE node reads those; people read the base)."""
+    from safetensors import safe_open
+    from mv2id_train.train import config_from_args, Trainer
+    base = tmp_path / "Phantom-Wan-1_3B_fp16.safetensors"
+    base.write_bytes(T.tiny_unet().read_bytes())
+    args = T.train_args(cache, tmp_path / "run", 1, warmup=0, save_every=0, rank=4)
+    args[args.index("--model") + 1] = str(base)
+    cfg = config_from_args(args)
+    cfg.log_every = 0
+    Trainer(cfg).run()
+    with safe_open(str(tmp_path / "run" / "mv2id_lora.safetensors"), "pt") as f:
+        md = f.metadata()
+    assert md["mv2id.train.base_model"] == "Phantom-Wan-1_3B_fp16.safetensors"
+    assert md["mv2id.rdrope.mode"] == "rd" and md["mv2id.train.kind"] == "lora"
