@@ -15,7 +15,7 @@ from PIL import Image
 from mv2id_core.cli import eval as cli
 from mv2id_core.errors import MediaError
 from mv2id_core.video_io import count_frames, read_sampled_frames, write_video
-from photos import fit, load_photos, rot
+from photos import T1_FACES, fit, load_photos, rot, t1_face
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 128
@@ -45,12 +45,7 @@ def data(tmp_path_factory, analyzer):
     videos = root / "videos"
     same = [_fit(tom), _fit(rot(tom, 8)), _fit(tom[4:-2, 3:-5]), _fit(rot(tom, -8)), _fit(tom[:, ::-1]),
             np.full((SIZE, SIZE, 3), 60, np.uint8), _fit((tom * 0.8).astype(np.uint8)), _fit(tom)]
-    faces = sorted(analyzer.analyze(t1, embed=False), key=lambda f: f.bbox[0])
-    others = []
-    for f in faces:
-        x1, y1, x2, y2 = (int(v) for v in f.bbox)
-        m = (x2 - x1) // 2
-        others.append(_fit(t1[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]))
+    others = [_fit(t1_face(t1, i)) for i in range(len(T1_FACES))]
     write_video(videos / "same_person.mp4", same)
     write_video(videos / "other_people.mp4", others + others[:2])
     (videos / "notes.txt").write_text("not a video")

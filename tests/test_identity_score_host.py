@@ -68,11 +68,13 @@ def _refs(g: Graph, names):
 
 
 def _score(g: Graph, tag: str, frames, refs, analyzer, **kw):
+    extra = {"curricularface_model": kw["cur"]} if "cur" in kw else {}
     node = g.add("Mv2IDIdentityScore", frames=frames, references=refs, analyzer=analyzer,
                  num_frames=kw.get("num_frames", 32), pad_retry=True, plot_width=kw.get("w", 800),
-                 plot_height=kw.get("h", 480))
+                 plot_height=kw.get("h", 480), **extra)
     for slot, what in enumerate(("mvrc", "facesim", "report")):
         g.add("PreviewAny", _id=f"{tag}_{what}", source=node[slot])
+    g.add("PreviewAny", _id=f"{tag}_cur", source=node[4])
     g.add("SaveImage", _id=f"{tag}_plot", images=node[3], filename_prefix=f"mv2id_identity_{tag}")
     return node
 
@@ -97,6 +99,10 @@ def test_identity_score_same_person_far_above_other_people(comfy, media):
     assert facesim["same"] > facesim["others"] + 0.08
     same = rep["same"]
     assert same["total_frames"] == 6 and same["sampled_frames"] == 32
+    # 32 samples of a 6-frame video repeat frames: the report (the node's output) says so
+    assert same["notes"][0].startswith("the video has 6 frames but 32 were sampled, so 26 samples repeat a frame")
+    assert math.isnan(float(_text(comfy, entry, "same_cur"))) and same["facesim_cur"] is None
+    assert "not computed" in same["protocol"]["facesim_cur"]
     assert same["frames_without_face_indices"] == [2]                      # the flat grey frame, skipped
     assert 0 < same["face_fraction"] < 1
     assert rep["others"]["frames_with_face"] == 32
@@ -141,3 +147,41 @@ def test_no_face_in_any_frame_gives_nan_mvrc_and_zero_facesim(comfy, media):
     assert rep["frames_with_face"] == 0 and rep["frames_without_face"] == 2 and rep["mvrc"] is None
     assert math.isnan(float(_text(comfy, entry, "empty_mvrc")))
     assert float(_text(comfy, entry, "empty_facesim")) == 0.0
+
+
+def test_facesim_cur_with_a_curricularface_file(comfy, media):
+    torch = pytest.importorskip("torch")
+    from test_faces_curricularface import small_ir101_state_dict
+    folder = comfy.base_dir / "models" / "curricularface"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(small_ir101_state_dict(), folder / "mv2id_test_cur.bin")
+    g = Graph()
+    an = _analyzer(g, comfy)
+    _score(g, "cur", _frames(g, media["same"]), _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an,
+           num_frames=6, cur="mv2id_test_cur.bin")
+    entry = comfy.run(g.prompt(), timeout=300)
+    rep = json.loads(_text(comfy, entry, "cur_report"))
+    assert 0 < float(_text(comfy, entry, "cur_cur")) <= 1
+    assert float(_text(comfy, entry, "cur_cur")) == pytest.approx(rep["facesim_cur"], abs=1e-5)
+    assert rep["settings"]["curricularface"] == "CurricularFace IR-101 (mv2id_test_cur.bin)" and rep["notes"] == []
+    assert all(len(p["similarity_cur"]) == 2 for p in rep["per_frame"] if p["face"])
+
+
+def test_unknown_curricularface_file_lists_the_choices(healthy, media):
+    g = Graph()
+    an = _analyzer(g, healthy)
+    _score(g, "nocur", _frames(g, media["same"]), _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an,
+           num_frames=4, cur="missing.bin")
+    with pytest.raises(comfy_server.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    msg = str(ei.value)
+    assert "missing.bin" in msg and "none" in msg, msg
+
+
+def test_empty_frames_are_a_clear_error(healthy, media):
+    g = Graph()
+    an = _analyzer(g, healthy)
+    _score(g, "noframes", g.add("Mv2IDTestEmptyImages"), _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an)
+    with pytest.raises(comfy_server.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    assert "frames is an empty IMAGE batch [0, 64, 64, 3]" in str(ei.value)

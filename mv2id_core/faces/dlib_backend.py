@@ -27,8 +27,9 @@ class DlibAnalyzer(FaceAnalyzer):
     """dlib face analysis.
 
     detector: "hog" (fast on CPU) or "cnn" (MMOD, finds turned faces better, ~10x slower on CPU).
-    det_size: the longest side the detector sees (larger images are scaled down for detection
-    only; landmarks and embeddings use full resolution). upsample: 2x detector upsamplings (HOG
+    det_size: the longest side the detector sees (images are scaled to it, down or up, for detection
+    only, as insightface scales to its det_size; landmarks and embeddings use full resolution).
+    upsample: 2x detector upsamplings on top (HOG
     finds faces down to about 80 px; each upsampling finds faces half that size, ~4x slower).
     retry: whether ``find_face`` retries once on a grey-padded image (the one retry policy, see
     faces.base). num_jitters: dlib's test-time augmentation for embeddings (1 = none; each extra
@@ -38,7 +39,7 @@ class DlibAnalyzer(FaceAnalyzer):
     name = "dlib"
     embedding_dim = 128
 
-    def __init__(self, detector: str = "hog", det_size: int = 1280, retry: bool = True,
+    def __init__(self, detector: str = "hog", det_size: int = 640, retry: bool = True,
                  num_jitters: int = 1, threshold: float = 0.0, upsample: int = 0):
         try:
             import dlib
@@ -91,12 +92,12 @@ class DlibAnalyzer(FaceAnalyzer):
         return out
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
-        """One detector pass: boxes in `image` pixels (detected on a copy scaled down to det_size)."""
+        """One detector pass: boxes in `image` pixels (detected on a copy whose longer side is det_size)."""
         img = as_rgb_uint8(image)
         h, w = img.shape[:2]
-        s = min(1.0, self.det_size / max(h, w))
+        s = self.det_size / max(h, w)
         small = img
-        if s < 1.0:
+        if abs(s - 1.0) > 1e-6:
             from PIL import Image  # PIL ships with ComfyUI and every environment of this pack
             small = np.asarray(Image.fromarray(img).resize((max(1, round(w * s)), max(1, round(h * s))),
                                                            Image.BILINEAR))
