@@ -32,9 +32,8 @@ MASK_MEANINGS = ("subject", "background")
 # a chosen view whose subject mask covers less than this share of its face box has its face whitened
 MIN_FACE_COVER = 0.25
 BACKGROUND_KEPT = ("kept: no subject mask was given, so the crops keep the photos' background; the method expects "
-                   "references on white: connect a subject mask (e.g. core Remove Background's MASK) to whiten it")
+                   "references on white: give a subject mask (e.g. from a background-removal model) to whiten it")
 BACKGROUND_WHITE = "white outside the subject mask"
-PREVIEW_NOTE_KEPT = "background kept (no mask): the method expects references on white; connect a subject mask"
 
 # quality: faces this many pixels wide (or more) count as full size
 FULL_FACE_SIZE = 112.0
@@ -211,8 +210,9 @@ def crop_view(image: np.ndarray, face: Face, size: tuple[int, int] = (512, 512),
     coordinates); when the crop shrinks the source by more than 1.25x the source is first scaled
     down with antialiasing, so fine detail does not alias.
     """
-    import torch
     import kornia
+    import torch
+    from einops import rearrange
 
     w, h = int(size[0]), int(size[1])
     if w < 8 or h < 8:
@@ -231,7 +231,7 @@ def crop_view(image: np.ndarray, face: Face, size: tuple[int, int] = (512, 512),
     M = np.hstack([A, ((np.array([w - 1, h - 1]) / 2.0) - A @ np.array([wcx, wcy]))[:, None]])
 
     H, W = image.shape[:2]
-    planes = [torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1), torch.ones(1, H, W)]
+    planes = [rearrange(torch.from_numpy(np.array(image, np.float32)), "h w c -> c h w"), torch.ones(1, H, W)]
     if subject_mask is not None:
         m = np.asarray(subject_mask, np.float32)
         if m.shape != (H, W):
@@ -252,7 +252,7 @@ def crop_view(image: np.ndarray, face: Face, size: tuple[int, int] = (512, 512),
     keep = masks[-1].clamp(0, 1)                  # the subject mask, or the inside of the source image
     bg = torch.tensor(background, dtype=torch.float32)[:, None, None]
     comp = rgb.clamp(0, 255) * keep + bg * (1 - keep)
-    return (comp + 0.5).floor().clamp(0, 255).byte().permute(1, 2, 0).numpy(), keep.numpy().astype(np.float32)
+    return rearrange((comp + 0.5).floor().clamp(0, 255).byte(), "c h w -> h w c").numpy(), keep.numpy().astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ the whole step
@@ -278,7 +278,7 @@ def subject_masks_for(images: list[np.ndarray], masks, meaning: str = "subject")
         if m.ndim != 2 or min(m.shape) < 1:
             raise InputError(f"mask {i} must be one [H, W] mask, got shape {list(m.shape)}")
         if not np.isfinite(m).all():
-            raise InputError(f"mask {i} contains NaN or infinite values; fix the node that made it.")
+            raise InputError(f"mask {i} contains NaN or infinite values; fix the step that made it.")
         if m.shape != img.shape[:2]:
             import torch
             m = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=img.shape[:2], mode="bilinear",
@@ -315,7 +315,7 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
         raise InputError(f"if_no_face must be one of {', '.join(IF_NO_FACE)}, got {if_no_face!r}")
     images = list(images)
     if not images:
-        raise InputError("no images given: connect at least one photo or video frame.")
+        raise InputError("no images given: give at least one photo or video frame.")
     masks = subject_masks_for(images, subject_masks, mask_meaning)
     cands = analyze_candidates(images, analyzer, progress)
     missing = [c.index for c in cands if c.face is None]

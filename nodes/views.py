@@ -22,6 +22,7 @@ from .utils import check_image_batch
 
 CATEGORY = "Mv2ID/faces"
 NO_FOLDER = "(no folder in input/)"
+BACKGROUND_NOTE = "background kept (no mask): the method expects references on white; connect a subject mask"
 
 
 def _mask_list(mask) -> list[np.ndarray]:
@@ -113,7 +114,7 @@ class Mv2IDFaceViews(io.ComfyNode):
                                        pitch_weight=float(pitch_weight), upright=bool(upright), progress=progress,
                                        mask_meaning=mask_meaning)
         refs = torch.from_numpy(result.images.astype(np.float32) / 255.0)
-        note = core_views.PREVIEW_NOTE_KEPT if masks is None else ""
+        note = BACKGROUND_NOTE if masks is None else ""
         preview = core_views.preview_strip(result.images, result.views, note=note)
         report = result.report()
         report["analyzer"] = analyzer.describe()

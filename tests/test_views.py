@@ -151,7 +151,8 @@ def test_face_views_rejects_bad_settings_before_any_analysis():
 def test_preview_note_is_written_under_the_labels():
     crops = np.full((2, 96, 96, 3), 200, np.uint8)
     plain = V.preview_strip(crops, [{}, {}])
-    noted = V.preview_strip(crops, [{}, {}], note=V.PREVIEW_NOTE_KEPT)
+    noted = V.preview_strip(crops, [{}, {}], note="background kept (no mask): the method expects references on "
+                                                  "white; connect a subject mask")
     assert noted.shape[0] > plain.shape[0] and noted.shape[1] == plain.shape[1] == 192
     extra = noted[plain.shape[0]:]
     assert (np.abs(extra.astype(int) - [255, 200, 80]).sum(-1) < 60).mean() > 0.005      # the note's colour

@@ -36,13 +36,16 @@ def _torch_kornia():
 
 
 def _to_tensor(image: np.ndarray):
+    """[H, W, C] uint8 -> [1, C, H, W] float32 (0..255)."""
     import torch
-    return torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None]
+    from einops import rearrange
+    return rearrange(torch.from_numpy(np.array(image, np.float32)), "h w c -> 1 c h w")
 
 
 def _to_uint8(t) -> np.ndarray:
     """[1, C, H, W] float 0..255 -> [H, W, C] uint8, rounded to the nearest level (OpenCV rounds too)."""
-    return (t[0].permute(1, 2, 0) + 0.5).floor().clamp(0, 255).byte().numpy()
+    from einops import rearrange
+    return (rearrange(t, "1 c h w -> h w c") + 0.5).floor().clamp(0, 255).byte().numpy()
 
 
 def warp_affine(image: np.ndarray, M: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -152,7 +152,8 @@ class CurricularFace:
     def embed(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
         """Unit embedding [512] float32 of the face with keypoints kps [5, 2] in the RGB uint8 image."""
         torch = self._torch
-        x = torch.from_numpy(self.aligned_input(image, kps).astype(np.float32)).permute(2, 0, 1)[None]
+        from einops import rearrange
+        x = rearrange(torch.from_numpy(self.aligned_input(image, kps).astype(np.float32)), "h w c -> 1 c h w")
         x = (x / 255.0 - 0.5) / 0.5
         with torch.no_grad():
             e = self.model(x.to(self.device))[0].double().cpu().numpy()

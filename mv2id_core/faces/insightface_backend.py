@@ -82,7 +82,9 @@ def detector_input(image: np.ndarray, input_size: tuple[int, int]) -> tuple[np.n
 def blob(images: np.ndarray, mean: float, std: float) -> np.ndarray:
     """cv2.dnn.blobFromImage(s)(img, 1/std, size, (mean,)*3, swapRB=True) for images that are already RGB:
     [N, H, W, 3] uint8 -> float32 [N, 3, H, W] = (pixel - mean) / std."""
-    return ((np.asarray(images, np.float32) - np.float32(mean)) * np.float32(1.0 / std)).transpose(0, 3, 1, 2).copy()
+    from einops import rearrange
+    return np.ascontiguousarray(rearrange((np.asarray(images, np.float32) - np.float32(mean)) * np.float32(1.0 / std),
+                                          "n h w c -> n c h w"))
 
 
 def _varint(f) -> int:
