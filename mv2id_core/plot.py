@@ -5,7 +5,7 @@ Two panels sharing the frame axis:
   reference, black dashed line = mean over references);
 - bottom: head pose over time (yaw thick, pitch and roll thin), degrees.
 Frames without a face are marked with grey bands in both panels. Axes are labelled, both
-panels have a legend, and the title carries MvRC, FaceSim and the copy-paste index.
+panels have a legend, and the title carries MvRC, FaceSim (-Cur) and the two copy-paste readings.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 1
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 POSE_COLOURS = {"yaw": (214, 39, 40), "pitch": (31, 119, 180), "roll": (44, 160, 44)}
 BG, AXIS, GRID, NOFACE = (255, 255, 255), (40, 40, 40), (225, 225, 225), (236, 236, 236)
+MIN_SIZE = (320, 240)        # the smallest plot (width, height) the layout fits
 
 
 def _font(size: int):
@@ -136,8 +137,8 @@ class _Panel:
 
 def plot_report(report: dict, width: int = 1024, height: int = 640, title: str | None = None) -> Image.Image:
     """Render the report's per-frame similarities and head pose; returns an RGB PIL image [height, width]."""
-    if width < 320 or height < 240:
-        raise ValueError(f"plot size {width}x{height} is too small; use at least 320x240.")
+    if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+        raise ValueError(f"plot size {width}x{height} is too small; use at least {MIN_SIZE[0]}x{MIN_SIZE[1]}.")
     img = Image.new("RGB", (int(width), int(height)), BG)
     d = ImageDraw.Draw(img)
     fs = max(10, min(16, int(height / 42)))
@@ -159,15 +160,24 @@ def plot_report(report: dict, width: int = 1024, height: int = 640, title: str |
     def f3(v):
         return "n/a" if v is None else f"{v:.3f}"
     names = report.get("metric_names", {})
-    head = title or (f"{names.get('mvrc', 'MvRC')} {f3(report.get('mvrc'))}   "
-                     f"{names.get('facesim', 'FaceSim')} {f3(report.get('facesim'))}   "
-                     f"copy-paste {f3(report.get('copy_paste', {}).get('index'))}   "
-                     f"faces {report.get('frames_with_face', 0)}/{report.get('sampled_frames', 0)}")
-    tw, th = _text_size(d, head, tfont)
-    d.text(((width - tw) / 2, 8), head, fill=AXIS, font=tfont)
+    cp = report.get("copy_paste", {})
+    cur = (f"{names.get('facesim_cur', 'FaceSim-Cur')} {f3(report.get('facesim_cur'))}   "
+           if report.get("facesim_cur") is not None else "")
+    parts = [title] if title else [
+        f"{names.get('mvrc', 'MvRC')} {f3(report.get('mvrc'))}   {names.get('facesim', 'FaceSim')} "
+        f"{f3(report.get('facesim'))}   {cur}faces {report.get('frames_with_face', 0)}/"
+        f"{report.get('sampled_frames', 0)}",
+        f"near-copies {f3(cp.get('near_copy_rate'))}   pose-following {f3(cp.get('pose_following'))}"]
+    head = "   ".join(parts)
+    lines = [head] if _text_size(d, head, tfont)[0] <= width - 16 else parts      # two lines when too wide
+    y = 8
+    for line in lines:
+        tw, th = _text_size(d, line, tfont)
+        d.text(((width - tw) / 2, y), line, fill=AXIS, font=tfont)
+        y += th + 6
 
     left, right = 92, width - 20
-    top = 8 + th + 14
+    top = y + 8
     label_h = 2 * (_text_size(d, "0", font)[1] + 10)
     avail = height - top - 2 * label_h - 20
     h1 = int(avail * 0.55)

@@ -126,8 +126,38 @@ def write_video(path, frames: Sequence[np.ndarray], fps: float = 16.0, codec: st
     return p
 
 
+def load_reference(path) -> tuple[np.ndarray, list[str]]:
+    """A reference image for the identity metrics, read exactly as OpenS2V-Eval reads it
+    (``np.array(Image.open(path).convert("RGB"))``): alpha dropped WITHOUT compositing (the colour under
+    transparent pixels is what gets scored), EXIF orientation NOT applied. Returns (RGB uint8 [H, W, 3],
+    notes): a note when the file has transparent pixels or an EXIF rotation, since both are read as
+    OpenS2V reads them, which may not be what the photo shows."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    notes = []
+    try:
+        with Image.open(p) as im:
+            orientation = im.getexif().get(0x0112, 1)
+            if orientation not in (1, None):
+                notes.append(f"{p.name}: its EXIF orientation ({orientation}) is not applied (as in OpenS2V-Eval); "
+                             f"save the photo upright if the face is sideways.")
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                alpha = np.asarray(im.convert("RGBA"))[..., 3]
+                if (alpha < 255).any():
+                    notes.append(f"{p.name}: transparent pixels are scored with the colour stored under them, not "
+                                 f"composited (as in OpenS2V-Eval).")
+            return np.array(im.convert("RGB"), dtype=np.uint8), notes
+    except FileNotFoundError:
+        raise MediaError(f"image file not found: {p}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise MediaError(f"cannot read image {p}: {e}. References must be image files "
+                         f"({', '.join(IMAGE_EXTENSIONS)}).") from None
+
+
 def load_image(path) -> np.ndarray:
-    """An image file -> RGB uint8 [H, W, 3] (alpha composited on white, EXIF rotation applied)."""
+    """An image file -> RGB uint8 [H, W, 3] (alpha composited on white, EXIF rotation applied): a training
+    reference as the method wants it (the identity metrics read theirs with ``load_reference``)."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     p = Path(path)

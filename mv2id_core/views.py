@@ -4,13 +4,16 @@ The method wants a few references of one face seen from clearly different angles
 profile, frontal, right profile), each a head-and-shoulders crop, upright, on a white
 background. From a set of photos or the frames of a clip:
 
-1. analyse every image: the largest face, its pose and a quality score (face size, detection
-   score, sharpness);
+1. analyse every image: the face ``faces.find_face`` picks (the pack's one face policy: the largest,
+   one grey-padding retry), its pose and a quality score (face size, detection score, sharpness);
 2. select_views: farthest-point sampling in (yaw, pitch) among the good-quality faces, starting
    from the two yaw extremes, then ordered by yaw (left-most first);
 3. crop_view: rotate about the face so the eyes are level (roll removed), cut a head-and-shoulders
    window around it (`margin` face sizes on each side), replace the background by white where a
-   subject mask is given, fit to the target size.
+   subject mask is given, fit to the target size (one kornia warp; antialiased when shrinking).
+
+Without a subject mask the crops keep the photos' own background; the method expects references
+on white (the report and the preview say so).
 
 Images are RGB uint8 [H, W, 3] numpy arrays here; the node converts from ComfyUI's IMAGE.
 """
@@ -21,8 +24,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import NoFaceError
-from .faces.base import Face, FaceAnalyzer, cosine
+from .errors import InputError, NoFaceError
+from .faces.base import Face, FaceAnalyzer, cosine, find_face
+
+IF_NO_FACE = ("error", "skip")
+MASK_MEANINGS = ("subject", "background")
+# a chosen view whose subject mask covers less than this share of its face box has its face whitened
+MIN_FACE_COVER = 0.25
+BACKGROUND_KEPT = ("kept: no subject mask was given, so the crops keep the photos' background; the method expects "
+                   "references on white: give a subject mask (e.g. from a background-removal model) to whiten it")
+BACKGROUND_WHITE = "white outside the subject mask"
 
 # quality: faces this many pixels wide (or more) count as full size
 FULL_FACE_SIZE = 112.0
@@ -36,6 +47,7 @@ class ViewCandidate:
     face: Face | None
     sharpness: float = 0.0       # Laplacian variance at 112 px
     quality: float = 0.0         # 0..1
+    padded: bool = False         # found by the grey-padding retry
 
     def record(self) -> dict:
         f = self.face
@@ -44,7 +56,8 @@ class ViewCandidate:
             out.update({"yaw": round(float(f.yaw), 2), "pitch": round(float(f.pitch), 2),
                         "roll": round(float(f.roll), 2), "det_score": round(float(f.det_score), 4),
                         "face_size": round(f.size, 1), "sharpness": round(self.sharpness, 1),
-                        "quality": round(self.quality, 4), "bbox": [round(float(v), 1) for v in f.bbox]})
+                        "quality": round(self.quality, 4), "bbox": [round(float(v), 1) for v in f.bbox],
+                        "padded": self.padded})
         return out
 
 
@@ -54,11 +67,13 @@ class FaceViews:
     masks: np.ndarray            # [V, h, w] float32, 1 = subject (or inside the source image)
     views: list[dict]            # one record per view, in view order
     candidates: list[ViewCandidate] = field(default_factory=list)
+    background: str = BACKGROUND_KEPT
 
     def report(self) -> dict:
         no_face = [c.index for c in self.candidates if c.face is None]
         return {"views": self.views, "images": len(self.candidates),
-                "faces_found": len(self.candidates) - len(no_face), "no_face": no_face}
+                "faces_found": len(self.candidates) - len(no_face), "no_face": no_face,
+                "background": self.background}
 
 
 # ------------------------------------------------------------------------------------ quality
@@ -92,19 +107,19 @@ def face_quality(face: Face, sharpness: float) -> float:
 
 
 def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None) -> list[ViewCandidate]:
-    """The largest face of every image (no embeddings: selection needs pose and quality only).
+    """The face ``find_face`` picks in every image (no embeddings: selection needs pose and quality only).
 
     progress: optional callback(done, total), called before each image (it may raise to cancel)."""
     out = []
     for i, img in enumerate(images):
         if progress is not None:
             progress(i, len(images))
-        face = analyzer.largest_face(img, embed=False)
+        face, padded = find_face(analyzer, img, embed=False, what=f"image {i}")
         if face is None:
             out.append(ViewCandidate(i, None))
             continue
         s = face_sharpness(img, face)
-        out.append(ViewCandidate(i, face, s, face_quality(face, s)))
+        out.append(ViewCandidate(i, face, s, face_quality(face, s), padded))
     if progress is not None:
         progress(len(images), len(images))
     return out
@@ -191,73 +206,117 @@ def crop_view(image: np.ndarray, face: Face, size: tuple[int, int] = (512, 512),
     1 = the person (the rest becomes `background`). upright: rotate so the eyes are level. Parts of
     the window outside the source image are filled with `background`. The returned mask is the
     subject mask in the crop (or 1 inside the source image when no mask is given).
+    One kornia warp (bicubic for the image, bilinear for the masks; pixel centres at integer
+    coordinates); when the crop shrinks the source by more than 1.25x the source is first scaled
+    down with antialiasing, so fine detail does not alias.
     """
-    from PIL import Image
+    import kornia
+    import torch
+    from einops import rearrange
 
     w, h = int(size[0]), int(size[1])
     if w < 8 or h < 8:
-        raise ValueError(f"crop size must be at least 8x8, got {w}x{h}")
+        raise InputError(f"crop size must be at least 8x8, got {w}x{h}")
     if margin < 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+        raise InputError(f"margin must be >= 0, got {margin}")
     cx, cy, s = crop_window(face, (w, h), margin)
     a = math.radians(eye_roll(face)) if upright else 0.0
     fx, fy = (float(face.bbox[0]) + float(face.bbox[2])) / 2.0, (float(face.bbox[1]) + float(face.bbox[3])) / 2.0
-    # output pixel (u, v) -> source: rotate the window about the face centre by the roll angle
     cos, sin = math.cos(a), math.sin(a)
-    ox, oy = cx - fx, cy - fy                  # window centre relative to the face centre (upright frame)
-    wcx = fx + cos * ox - sin * oy
-    wcy = fy + sin * ox + cos * oy
-    # x_src = wcx + s*cos*(u - w/2) - s*sin*(v - h/2); y_src = wcy + s*sin*(u - w/2) + s*cos*(v - h/2)
-    A, B, D, E = s * cos, -s * sin, s * sin, s * cos
-    C = wcx - A * (w / 2.0) - B * (h / 2.0)
-    F = wcy - D * (w / 2.0) - E * (h / 2.0)
-    coeffs = (A, B, C, D, E, F)
+    # the window centre, rotated about the face centre by the roll angle
+    wcx = fx + cos * (cx - fx) - sin * (cy - fy)
+    wcy = fy + sin * (cx - fx) + cos * (cy - fy)
+    # source -> output: rotate by -roll about the window centre, scale by 1/s, centre in the output
+    A = np.array([[cos, sin], [-sin, cos]]) / s
+    M = np.hstack([A, ((np.array([w - 1, h - 1]) / 2.0) - A @ np.array([wcx, wcy]))[:, None]])
 
-    src = Image.fromarray(np.ascontiguousarray(image))
-    out = np.asarray(src.transform((w, h), Image.AFFINE, coeffs, resample=Image.BICUBIC,
-                                   fillcolor=tuple(int(c) for c in background)), np.uint8)
-    inside = Image.fromarray(np.full(image.shape[:2], 255, np.uint8))
-    valid = np.asarray(inside.transform((w, h), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0),
-                       np.float32) / 255.0
-    if subject_mask is None:
-        return out, valid
-    m = np.asarray(subject_mask, np.float32)
-    if m.shape != image.shape[:2]:
-        raise ValueError(f"mask size {list(m.shape)} does not match its image {list(image.shape[:2])}")
-    mimg = Image.fromarray(np.clip(m * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    mk = np.asarray(mimg.transform((w, h), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0),
-                    np.float32) / 255.0
-    bg = np.asarray(background, np.float32)
-    comp = out.astype(np.float32) * mk[..., None] + bg * (1.0 - mk[..., None])
-    return np.clip(comp + 0.5, 0, 255).astype(np.uint8), mk
+    H, W = image.shape[:2]
+    planes = [rearrange(torch.from_numpy(np.array(image, np.float32)), "h w c -> c h w"), torch.ones(1, H, W)]
+    if subject_mask is not None:
+        m = np.asarray(subject_mask, np.float32)
+        if m.shape != (H, W):
+            raise InputError(f"mask size {list(m.shape)} does not match its image {[H, W]}")
+        planes.append(torch.from_numpy(np.clip(m, 0.0, 1.0))[None])
+    src = torch.cat(planes)[None]                                    # [1, 4 or 5, H, W]
+    if s > 1.25:                                                     # shrink first, with antialiasing
+        nh, nw = max(1, round(H / s)), max(1, round(W / s))
+        src = torch.nn.functional.interpolate(src, size=(nh, nw), mode="bilinear", antialias=True,
+                                              align_corners=False)
+        # pixel centres: x_small = (x + 0.5) * nw / W - 0.5, so out = M @ [x, 1] becomes M' @ [x_small, 1]
+        S = np.array([[nw / W, 0.0, 0.5 * nw / W - 0.5], [0.0, nh / H, 0.5 * nh / H - 0.5], [0.0, 0.0, 1.0]])
+        M = (np.vstack([M, [0.0, 0.0, 1.0]]) @ np.linalg.inv(S))[:2]
+    Mt = torch.as_tensor(M[None], dtype=torch.float32)
+    warp = kornia.geometry.transform.warp_affine
+    rgb = warp(src[:, :3], Mt, dsize=(h, w), mode="bicubic", padding_mode="border", align_corners=True)[0]
+    masks = warp(src[:, 3:], Mt, dsize=(h, w), mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+    keep = masks[-1].clamp(0, 1)                  # the subject mask, or the inside of the source image
+    bg = torch.tensor(background, dtype=torch.float32)[:, None, None]
+    comp = rgb.clamp(0, 255) * keep + bg * (1 - keep)
+    return rearrange((comp + 0.5).floor().clamp(0, 255).byte(), "c h w -> h w c").numpy(), keep.numpy().astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------ the whole step
+def subject_masks_for(images: list[np.ndarray], masks, meaning: str = "subject") -> list[np.ndarray] | None:
+    """Masks (None, or a sequence of float [h, w], one per image or one for all, any size) -> one float
+    [H, W] subject mask per image (1 = the person; resized bilinearly to its image).
+
+    meaning: "subject" (1 = the person) or "background" (1 = the background, inverted here).
+    Raises InputError for the wrong count, NaN or infinite values, or masks with no subject at all.
+    """
+    if meaning not in MASK_MEANINGS:
+        raise InputError(f"mask_meaning must be one of {', '.join(MASK_MEANINGS)}, got {meaning!r}")
+    if masks is None:
+        return None
+    masks = [np.asarray(m, np.float32) for m in masks]
+    if len(masks) not in (1, len(images)):
+        raise InputError(f"{len(masks)} masks for {len(images)} images: give one mask per image or a single mask "
+                         f"for all")
+    if len(masks) == 1:
+        masks = masks * len(images)
+    out, empty = [], []
+    for i, (m, img) in enumerate(zip(masks, images)):
+        if m.ndim != 2 or min(m.shape) < 1:
+            raise InputError(f"mask {i} must be one [H, W] mask, got shape {list(m.shape)}")
+        if not np.isfinite(m).all():
+            raise InputError(f"mask {i} contains NaN or infinite values; fix the step that made it.")
+        if m.shape != img.shape[:2]:
+            import torch
+            m = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=img.shape[:2], mode="bilinear",
+                                                align_corners=False)[0, 0].numpy()
+        m = np.clip(1.0 - m if meaning == "background" else m, 0.0, 1.0)
+        if m.max() < 0.5:
+            empty.append(i)
+        out.append(m)
+    if empty:
+        raise InputError(
+            f"the subject mask of image(s) {', '.join(map(str, empty))} (0-based) marks no subject at all, so the "
+            f"reference would be blank white. Check mask_meaning (now {meaning!r}: "
+            + ("1 = the person" if meaning == "subject" else "1 = the background")
+            + ") and that each mask belongs to its image.")
+    return out
+
+
 def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[int, int] = (512, 512),
                margin: float = 1.0, subject_masks=None, if_no_face: str = "error", pitch_weight: float = 0.5,
-               upright: bool = True, identity_check: bool = True, progress=None) -> FaceViews:
+               upright: bool = True, identity_check: bool = True, progress=None,
+               mask_meaning: str = "subject") -> FaceViews:
     """Select and crop `num_views` references from images (sequence of RGB uint8 [H, W, 3]).
 
-    subject_masks: None or a sequence of float [H, W] (1 = person), one per image (a single mask
-    is used for every image). if_no_face: "error" (a photo without a face is a mistake) or "skip"
-    (frames of a clip). Raises NoFaceError naming the images without a face, or how many usable
-    faces were found when fewer than num_views. progress: callback(done, total).
-    identity_check: embed the chosen views and add each
-    view's mean cosine similarity to the other views to its record (low values hint at a photo of
-    someone else).
+    subject_masks: None or a sequence of float [h, w] masks, one per image (a single mask is used for
+    every image; resized to each image), read per `mask_meaning` ("subject": 1 = the person;
+    "background": 1 = the background). if_no_face: "error" (a photo without a face is a mistake) or
+    "skip" (frames of a clip). Raises NoFaceError naming the images without a face, or how many
+    usable faces were found when fewer than num_views; InputError for bad masks (none of the subject,
+    or hiding a chosen view's face). progress: callback(done, total).
+    identity_check: embed the chosen views and add each view's mean cosine similarity to the other
+    views to its record (low values hint at a photo of someone else).
     """
-    if if_no_face not in ("error", "skip"):
-        raise ValueError(f"if_no_face must be 'error' or 'skip', got {if_no_face!r}")
+    if if_no_face not in IF_NO_FACE:
+        raise InputError(f"if_no_face must be one of {', '.join(IF_NO_FACE)}, got {if_no_face!r}")
     images = list(images)
     if not images:
-        raise NoFaceError("no images given")
-    if subject_masks is not None:
-        subject_masks = list(subject_masks)
-        if len(subject_masks) == 1:
-            subject_masks = subject_masks * len(images)
-        if len(subject_masks) != len(images):
-            raise ValueError(f"{len(subject_masks)} masks for {len(images)} images: give one mask per image "
-                             f"or a single mask for all")
+        raise InputError("no images given: give at least one photo or video frame.")
+    masks = subject_masks_for(images, subject_masks, mask_meaning)
     cands = analyze_candidates(images, analyzer, progress)
     missing = [c.index for c in cands if c.face is None]
     usable = [c for c in cands if c.face is not None]
@@ -275,12 +334,18 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
     pick = select_views([c.face.yaw for c in usable], [c.face.pitch for c in usable],
                         [c.quality for c in usable], num_views, pitch_weight=pitch_weight)
     chosen = [usable[i] for i in pick]
-    crops, masks, records = [], [], []
+    if masks is not None:
+        hidden = [c.index for c in chosen if _face_cover(masks[c.index], c.face) < MIN_FACE_COVER]
+        if hidden:
+            raise InputError(
+                f"the subject mask hides the face in image(s) {', '.join(map(str, hidden))} (0-based): less than "
+                f"{MIN_FACE_COVER:.0%} of the face box is subject, so the reference would show a white face. Check "
+                f"mask_meaning (now {mask_meaning!r}) and that each mask belongs to its image.")
+    crops, out_masks, records = [], [], []
     for v, c in enumerate(chosen):
-        m = None if subject_masks is None else subject_masks[c.index]
-        img, mk = crop_view(images[c.index], c.face, size, margin, m, upright)
+        img, mk = crop_view(images[c.index], c.face, size, margin, None if masks is None else masks[c.index], upright)
         crops.append(img)
-        masks.append(mk)
+        out_masks.append(mk)
         records.append({"view": v, **c.record()})
     if identity_check and len(chosen) > 1:
         embs = [analyzer.embed_face(images[c.index], c.face) for c in chosen]
@@ -288,17 +353,28 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
             for v in range(len(chosen)):
                 sims = [cosine(embs[v], embs[u]) for u in range(len(chosen)) if u != v]
                 records[v]["identity_similarity"] = round(float(np.mean(sims)), 4)
-    return FaceViews(np.stack(crops), np.stack(masks).astype(np.float32), records, cands)
+    return FaceViews(np.stack(crops), np.stack(out_masks).astype(np.float32), records, cands,
+                     BACKGROUND_KEPT if masks is None else BACKGROUND_WHITE)
+
+
+def _face_cover(mask: np.ndarray, face: Face) -> float:
+    """Mean of the subject mask over the face box (clipped to the image); 0 when the box is outside it."""
+    h, w = mask.shape
+    x1, y1, x2, y2 = (int(round(float(v))) for v in face.bbox)
+    x1, y1, x2, y2 = max(0, x1), max(0, y1), min(w, x2), min(h, y2)
+    return float(mask[y1:y2, x1:x2].mean()) if x2 > x1 and y2 > y1 else 0.0
 
 
 # ------------------------------------------------------------------------------------ preview
-def preview_strip(crops: np.ndarray, views: list[dict], label_height: int = 0) -> np.ndarray:
-    """The chosen views side by side with 'view i  yaw / pitch / roll' under each: RGB uint8."""
+def preview_strip(crops: np.ndarray, views: list[dict], label_height: int = 0, note: str = "") -> np.ndarray:
+    """The chosen views side by side with 'view i  yaw / pitch / roll' under each (and `note` on a line
+    of its own under them): RGB uint8."""
     from PIL import Image, ImageDraw, ImageFont
 
     v, h, w = crops.shape[:3]
     lh = label_height or max(28, h // 8)
-    canvas = Image.new("RGB", (v * w, h + lh), (24, 24, 24))
+    nh = lh if note else 0
+    canvas = Image.new("RGB", (v * w, h + lh + nh), (24, 24, 24))
     draw = ImageDraw.Draw(canvas)
     try:
         font = ImageFont.load_default(size=max(12, int(lh * 0.42)))
@@ -315,4 +391,15 @@ def preview_strip(crops: np.ndarray, views: list[dict], label_height: int = 0) -
         draw.multiline_text((i * w + 6, h + 4), text, fill=(240, 240, 240), font=font, spacing=2)
         if i:
             draw.line([(i * w, 0), (i * w, h + lh)], fill=(24, 24, 24), width=2)
+    if note:
+        words, line, lines = note.split(), "", []
+        for word in words:                          # wrap the note to the strip's width
+            trial = f"{line} {word}".strip()
+            if draw.textlength(trial, font=font) > v * w - 12 and line:
+                lines.append(line)
+                line = word
+            else:
+                line = trial
+        lines.append(line)
+        draw.multiline_text((6, h + lh + 2), "\n".join(lines[:2]), fill=(255, 200, 80), font=font, spacing=1)
     return np.asarray(canvas, np.uint8)

@@ -13,8 +13,11 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..mv2id_core.errors import FaceAnalysisError
-from ..mv2id_core.faces import available_backends, load_analyzer
+from ..mv2id_core.faces import available_backends, backend_names, load_analyzer
+from ..mv2id_core.faces.dlib_backend import DETECTORS
+from ..mv2id_core.faces.insightface_backend import PROVIDERS
 from .sockets import FaceAnalyzer
+from .utils import check_choice
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/faces"
@@ -72,11 +75,12 @@ class Mv2IDFaceAnalyzer(io.ComfyNode):
             description=(
                 "Loads a face analysis backend (face detection with 5 keypoints, head pose, identity "
                 "embedding) for Face Views and Identity Score. insightface runs the antelopev2/buffalo_l ONNX "
-                "packs with onnxruntime (the paper's ArcFace metric; the insightface python package is not "
-                "needed). dlib runs offline from pip packages (dlib-bin, face-recognition-models) with a "
-                "permissive licence. The loaded models stay cached while the settings do not change."),
+                "packs with onnxruntime and computes what insightface 2.1's FaceAnalysis computes (the paper's "
+                "ArcFace metric; the insightface python package is not needed). dlib runs offline from pip "
+                "packages (dlib-bin, face-recognition-models) with a permissive licence. Both report head pose "
+                "in insightface's convention. The loaded models stay cached while the settings do not change."),
             inputs=[
-                io.Combo.Input("backend", options=["insightface", "dlib"], default="insightface", tooltip=(
+                io.Combo.Input("backend", options=backend_names(), default="insightface", tooltip=(
                     "insightface: best detection on turned faces and the paper's ArcFace identity metric; needs "
                     "onnxruntime and a model pack in models/insightface/models/<pack>/. dlib: no model download, "
                     "pip install dlib-bin face-recognition-models.")),
@@ -84,16 +88,18 @@ class Mv2IDFaceAnalyzer(io.ComfyNode):
                     "insightface model pack: the folder name under models/insightface/models/ (antelopev2: "
                     "scrfd_10g_bnkps.onnx + glintr100.onnx + 1k3d68.onnx; buffalo_l: det_10g.onnx + "
                     "w600k_r50.onnx + 1k3d68.onnx). Ignored by dlib.")),
-                io.Combo.Input("provider", options=["auto", "cpu", "cuda"], default="auto", tooltip=(
+                io.Combo.Input("provider", options=list(PROVIDERS), default="auto", tooltip=(
                     "Where insightface runs: auto uses CUDA when onnxruntime-gpu can, else CPU. Face analysis "
                     "is light; cpu keeps all GPU memory for the video model. Ignored by dlib.")),
                 io.Int.Input("det_size", default=640, min=160, max=2048, step=32, tooltip=(
-                    "Detector input size in pixels (insightface: square det size; dlib: longest side seen by "
-                    "the detector). 640 suits photos; OpenS2V's FaceSim uses 320.")),
+                    "Detector input size in pixels: every image is scaled (down or up) to fit it for detection "
+                    "only (insightface: the square det size; dlib: the longer side). 640 suits photos; "
+                    "OpenS2V-Eval's FaceSim uses 320 with buffalo_l. dlib's detector needs faces of about 80 px "
+                    "at this size: raise it (e.g. 1280) for group photos or small faces.")),
                 io.Boolean.Input("retry", default=True, tooltip=(
-                    "When no face is found, retry at other detector sizes and with a grey border (faces cut by "
-                    "the image edge, very large or very small faces).")),
-                io.Combo.Input("dlib_detector", options=["hog", "cnn"], default="hog", tooltip=(
+                    "When no face is found, look once more on the image padded by a quarter of its height and "
+                    "width with grey, as OpenS2V-Eval's FaceSim does (helps with faces cut by the image edge).")),
+                io.Combo.Input("dlib_detector", options=list(DETECTORS), default="hog", tooltip=(
                     "dlib only: hog is fast on CPU (~0.1 s per image) but misses strongly turned faces; cnn "
                     "(MMOD) finds more profile faces and is about 10x slower on CPU.")),
             ],
@@ -103,6 +109,9 @@ class Mv2IDFaceAnalyzer(io.ComfyNode):
 
     @classmethod
     def execute(cls, backend, insightface_pack, provider, det_size, retry, dlib_detector) -> io.NodeOutput:
+        check_choice(backend, backend_names(), "backend")
+        check_choice(provider, PROVIDERS, "provider")
+        check_choice(dlib_detector, DETECTORS, "dlib_detector")
         if backend == "dlib":
             options = {"detector": dlib_detector, "det_size": int(det_size), "retry": bool(retry)}
         else:

@@ -1,22 +1,56 @@
-"""Mv2ID Identity Score: MvRC, FaceSim, pose and copy-paste diagnostics of a generated video."""
+"""Mv2ID Identity Score: MvRC, FaceSim (Arc, and Cur with a CurricularFace file), pose and copy-paste
+readings of a generated video."""
 from __future__ import annotations
 
 import json
 import logging
 import math
+import os
 
 import torch
 
+import comfy.model_management
 import comfy.utils
+import folder_paths
 from comfy_api.latest import io
 
 from ..mv2id_core import metrics as core_metrics
+from ..mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
 from ..mv2id_core.plot import plot_report, to_image_tensor_array
 from .sockets import FaceAnalyzer
-from .utils import check_image_batch
+from .utils import check_choice, check_image_batch
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/evaluation"
+CUR_FOLDER = "curricularface"
+NO_CUR = "none"
+
+
+def register_model_folder() -> None:
+    """<models>/curricularface for the FaceSim-Cur weights (kept if a yaml already declared it)."""
+    default = os.path.join(folder_paths.models_dir, CUR_FOLDER)
+    if CUR_FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[CUR_FOLDER] = ([default], set(WEIGHT_EXTENSIONS))
+    elif default not in folder_paths.get_folder_paths(CUR_FOLDER):
+        folder_paths.add_model_folder_path(CUR_FOLDER, default)
+
+
+register_model_folder()
+_cur_cache: dict[tuple, CurricularFace] = {}
+
+
+def curricularface(name: str) -> CurricularFace | None:
+    """The CurricularFace model of a file in models/curricularface (kept loaded while the file is unchanged)."""
+    if name == NO_CUR:
+        return None
+    check_choice(name, [NO_CUR] + folder_paths.get_filename_list(CUR_FOLDER), "curricularface_model")
+    path = folder_paths.get_full_path(CUR_FOLDER, name)
+    device = comfy.model_management.get_torch_device()
+    key = (path, os.path.getmtime(path), str(device))
+    if key not in _cur_cache:
+        _cur_cache.clear()
+        _cur_cache[key] = CurricularFace(path, device=str(device))
+    return _cur_cache[key]
 
 
 class Mv2IDIdentityScore(io.ComfyNode):
@@ -29,12 +63,14 @@ class Mv2IDIdentityScore(io.ComfyNode):
             description=(
                 "Scores how well a generated video keeps the identity of the reference faces. MvRC: mean "
                 "cosine similarity of face identity embeddings over sampled frames and all references (the "
-                "paper's MvRC-Arc with the insightface backend). FaceSim: the OpenS2V-Eval protocol (32 evenly "
-                "sampled frames, largest face, grey-padding retry, max(0, cos), frames without a face skipped). "
-                "The JSON report adds the per-frame head pose (yaw/pitch/roll), the fraction of frames with a "
-                "face, the identity spread over time and a copy-paste index (1.0 = frames paste the reference "
-                "whose pose matches, 0 = no preference for the matching view). The plot shows the similarity to "
-                "each reference and the head pose per frame."),
+                "paper's MvRC-Arc with the insightface backend). FaceSim: OpenS2V-Eval's FaceSim-Arc protocol "
+                "(32 evenly sampled frames, largest face, one grey-padding retry, max(0, cos), frames without a "
+                "face skipped); it equals OpenS2V's arc_score with insightface's buffalo_l pack at det_size 320 "
+                "and one reference (the report's 'protocol' says whether it does). With a CurricularFace "
+                "IR-101 file it adds FaceSim-Cur, the number OpenS2V-Eval's leaderboard uses. The JSON report "
+                "adds the per-frame head pose, the fraction of frames with a face, the identity spread over "
+                "time and two copy-paste readings: how often frames are near-copies of a reference, and whether "
+                "the identity follows the head pose (1 = pastes the view that matches the pose, 0 = does not)."),
             inputs=[
                 io.Image.Input("frames", tooltip=(
                     "The generated video as an IMAGE batch (one image per frame), e.g. from VAE Decode or "
@@ -45,45 +81,66 @@ class Mv2IDIdentityScore(io.ComfyNode):
                     "listed in the report.")),
                 FaceAnalyzer.Input("analyzer", tooltip=(
                     "Face detector + recognition model: connect 'Mv2ID Face Analyzer'. dlib works offline; "
-                    "insightface gives the paper's MvRC-Arc.")),
+                    "insightface gives the paper's MvRC-Arc (buffalo_l at det_size 320 for OpenS2V's numbers).")),
                 io.Int.Input("num_frames", default=core_metrics.FACESIM_FRAMES, min=0, max=100000, tooltip=(
-                    "Frames sampled evenly over the video (OpenS2V uses 32). 0 scores every frame.")),
+                    "Frames sampled evenly over the video (OpenS2V uses 32; a shorter video repeats frames, "
+                    "which the report notes). 0 scores every frame once.")),
                 io.Boolean.Input("pad_retry", default=True, tooltip=(
-                    "When no face is found, retry on the frame padded with a grey (128) border, as OpenS2V "
-                    "does; helps with faces cut by the frame edge.")),
+                    "When no face is found, look once more on the frame padded by a quarter of its height and "
+                    "width with grey (128), as OpenS2V-Eval does; helps with faces cut by the frame edge. "
+                    "Scoring uses this setting instead of the analyzer's retry.")),
                 io.Int.Input("plot_width", default=1024, min=320, max=4096, step=16,
                              tooltip="Width of the plot image in pixels."),
                 io.Int.Input("plot_height", default=640, min=240, max=4096, step=16,
                              tooltip="Height of the plot image in pixels."),
+                io.Combo.Input("curricularface_model", options=[NO_CUR] + folder_paths.get_filename_list(CUR_FOLDER),
+                               default=NO_CUR, optional=True, tooltip=(
+                                   "CurricularFace IR-101 weights in models/curricularface/ (OpenS2V-Eval's "
+                                   "glint360k_curricular_face_r101_backbone.bin, or a safetensors copy) for "
+                                   "FaceSim-Cur; none skips it.")),
             ],
             outputs=[
                 io.Float.Output("mvrc", display_name="MvRC", tooltip=(
                     "Mean cosine similarity over sampled frames with a face and all references (NaN when no "
                     "sampled frame shows a face).")),
                 io.Float.Output("facesim", display_name="FaceSim", tooltip=(
-                    "OpenS2V FaceSim: mean over frames with a face of max(0, cos), averaged over references "
-                    "(0 when no frame shows a face).")),
-                io.String.Output("report", display_name="report", tooltip="The full report as JSON: per-frame pose and similarities, "
-                                 "face fraction, identity spread, copy-paste index, settings."),
-                io.Image.Output("plot", display_name="plot", tooltip="Similarity per frame for each reference and the head-pose "
-                                "trajectory; connect to Preview Image or Save Image."),
+                    "FaceSim-Arc (OpenS2V protocol): mean over frames with a face of max(0, cos), averaged over "
+                    "references (0 when no frame shows a face).")),
+                io.String.Output("report", display_name="report", tooltip=(
+                    "The full report as JSON: which OpenS2V numbers these are, notes (e.g. repeated frames), "
+                    "per-frame pose and similarities, face fraction, identity spread, copy-paste readings, "
+                    "settings.")),
+                io.Image.Output("plot", display_name="plot", tooltip=(
+                    "Similarity per frame for each reference and the head-pose trajectory; connect to Preview "
+                    "Image or Save Image.")),
+                io.Float.Output("facesim_cur", display_name="FaceSim-Cur", tooltip=(
+                    "OpenS2V-Eval's FaceSim-Cur with the CurricularFace model (frames scoring 0 dropped, as "
+                    "OpenS2V does); NaN when no model is chosen.")),
             ],
         )
 
     @classmethod
-    def execute(cls, frames, references, analyzer, num_frames, pad_retry, plot_width, plot_height) -> io.NodeOutput:
+    def execute(cls, frames, references, analyzer, num_frames, pad_retry, plot_width, plot_height,
+                curricularface_model=NO_CUR) -> io.NodeOutput:
         check_image_batch(frames, "frames")
         check_image_batch(references, "references")
+        cur = curricularface(curricularface_model)
         pbar = comfy.utils.ProgressBar(references.shape[0] + min(frames.shape[0], num_frames or frames.shape[0]))
+
+        def progress(done: int, total: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            pbar.update_absolute(done, total)
+
         report = core_metrics.score_video(
             frames.detach().cpu(), references.detach().cpu(), analyzer, num_frames=int(num_frames),
-            pad_retry=bool(pad_retry), progress=lambda done, total: pbar.update_absolute(done, total))
-        if report["frames_with_face"] == 0:
-            log.warning("[Mv2ID] Identity Score: no face in any of the %d sampled frames; MvRC is NaN.",
-                        report["sampled_frames"])
+            retry=bool(pad_retry), curricularface=cur, progress=progress)
+        for note in report["notes"]:
+            log.warning("[Mv2ID] Identity Score: %s", note)
         plot = torch.from_numpy(to_image_tensor_array(plot_report(report, int(plot_width), int(plot_height))))
         mvrc = report["mvrc"] if report["mvrc"] is not None else math.nan
-        return io.NodeOutput(float(mvrc), float(report["facesim"]), json.dumps(report, indent=1), plot)
+        cur_value = report["facesim_cur"] if report["facesim_cur"] is not None else math.nan
+        return io.NodeOutput(float(mvrc), float(report["facesim"]), json.dumps(report, indent=1), plot,
+                             float(cur_value))
 
 
 NODES = [Mv2IDIdentityScore]

@@ -23,3 +23,11 @@ def check_image_batch(value, name: str) -> torch.Tensor:
         raise InputError(f"{name}: image(s) {images[:10]} (0-based) contain NaN or infinite pixels, which would "
                          f"turn the whole result into NaN (a black video); fix the node that made them.")
     return value
+
+
+def check_choice(value, options, name: str):
+    """A combo value the node relies on (ComfyUI does not check V3 combo options through the API), else
+    InputError listing the valid values."""
+    if value not in tuple(options):
+        raise InputError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}.")
+    return value

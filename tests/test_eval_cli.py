@@ -15,7 +15,7 @@ from PIL import Image
 from mv2id_core.cli import eval as cli
 from mv2id_core.errors import MediaError
 from mv2id_core.video_io import count_frames, read_sampled_frames, write_video
-from photos import fit, load_photos, rot
+from photos import T1_FACES, fit, load_photos, rot, t1_face
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 128
@@ -45,12 +45,7 @@ def data(tmp_path_factory, analyzer):
     videos = root / "videos"
     same = [_fit(tom), _fit(rot(tom, 8)), _fit(tom[4:-2, 3:-5]), _fit(rot(tom, -8)), _fit(tom[:, ::-1]),
             np.full((SIZE, SIZE, 3), 60, np.uint8), _fit((tom * 0.8).astype(np.uint8)), _fit(tom)]
-    faces = sorted(analyzer.analyze(t1, embed=False), key=lambda f: f.bbox[0])
-    others = []
-    for f in faces:
-        x1, y1, x2, y2 = (int(v) for v in f.bbox)
-        m = (x2 - x1) // 2
-        others.append(_fit(t1[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]))
+    others = [_fit(t1_face(t1, i)) for i in range(len(T1_FACES))]
     write_video(videos / "same_person.mp4", same)
     write_video(videos / "other_people.mp4", others + others[:2])
     (videos / "notes.txt").write_text("not a video")
@@ -143,3 +138,70 @@ def test_cli_mismatched_inputs(data, tmp_path, capsys):
     # an unknown backend
     rc = cli.main([str(data / "videos"), "-r", str(data / "refs"), "-b", "nosuchbackend", "-o", str(tmp_path)])
     assert rc == 2 and "nosuchbackend" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- arguments checked up front
+def _one_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_cli_out_that_is_a_file_or_cannot_be_created(data, tmp_path, capsys):
+    video = str(data / "videos" / "same_person.mp4")
+    afile = tmp_path / "report.txt"
+    afile.write_text("x")
+    assert cli.main([video, "-r", str(data / "refs"), "-o", str(afile), "-q"]) == 2
+    assert _one_line(capsys.readouterr().err) == f"mv2id-eval: error: --out {afile} is a file; give a folder for " \
+                                                 f"the reports"
+    assert cli.main([video, "-r", str(data / "refs"), "-o", str(afile / "sub"), "-q"]) == 2
+    assert _one_line(capsys.readouterr().err).startswith(f"mv2id-eval: error: cannot write the reports into --out "
+                                                         f"{afile / 'sub'}")
+
+
+@pytest.mark.parametrize("size,msg", [("0x0", "--plot-size 0x0 is too small: the plot needs at least 320x240"),
+                                      ("big", "--plot-size must be WIDTHxHEIGHT, e.g. 1024x640, got 'big'")])
+def test_cli_bad_plot_size_stops_before_scoring(data, tmp_path, capsys, size, msg):
+    out = tmp_path / "o"
+    assert cli.main([str(data / "videos"), "-r", str(data / "refs"), "-o", str(out), "--plot-size", size]) == 2
+    assert _one_line(capsys.readouterr().err) == f"mv2id-eval: error: {msg}"
+    assert not out.exists()                                            # nothing was scored or written
+
+
+def test_cli_video_without_faces_says_why_and_runs_without_tqdm(data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)                       # tqdm comes only with [train]
+    walls = tmp_path / "walls.mp4"
+    write_video(walls, [np.full((SIZE, SIZE, 3), v, np.uint8) for v in (60, 90, 120, 150)])
+    rc = cli.main([str(walls), "-r", str(data / "refs"), "-o", str(tmp_path / "o"), "-n", "4"])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "walls.mp4: no face in any of the 4 sampled frames, so MvRC-dlib is undefined and FaceSim-dlib is 0.0" in err
+    assert "None" not in err
+    rep = json.loads((tmp_path / "o" / "walls.json").read_text())
+    assert rep["mvrc"] is None and rep["notes"][-1].startswith("no face in any of the 4 sampled frames")
+
+
+def test_cli_reference_notes_and_facesim_cur(data, tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from test_faces_curricularface import small_ir101_state_dict
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    front = np.asarray(Image.open(data / "refs" / "front.png").convert("RGB"))
+    rgba = np.concatenate([front, np.full(front.shape[:2] + (1,), 255, np.uint8)], -1)
+    rgba[:10, :10, 3] = 0                                                 # a few transparent pixels
+    Image.fromarray(rgba).save(refs / "front.png")
+    torch.save(small_ir101_state_dict(), tmp_path / "cur.bin")
+    rc = cli.main([str(data / "videos" / "same_person.mp4"), "-r", str(refs), "-o", str(tmp_path / "o"), "-n", "8",
+                   "--curricularface", str(tmp_path / "cur.bin"), "-q"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "o" / "same_person.json").read_text())
+    assert rep["reference_notes"] == ["front.png: transparent pixels are scored with the colour stored under them, "
+                                      "not composited (as in OpenS2V-Eval)."]
+    assert 0 <= rep["facesim_cur"] <= 1 and rep["settings"]["curricularface"] == "CurricularFace IR-101 (cur.bin)"
+    assert "follows OpenS2V-Eval's FaceSim-Cur protocol but is not its number" in rep["protocol"]["facesim_cur"]
+    rows = list(csv.DictReader(open(tmp_path / "o" / "summary.csv")))
+    assert float(rows[0]["facesim_cur"]) == pytest.approx(rep["facesim_cur"])
+    (tmp_path / "bad.bin").write_bytes(b"nope")
+    assert cli.main([str(data / "videos" / "same_person.mp4"), "-r", str(refs), "-o", str(tmp_path / "o2"),
+                     "--curricularface", str(tmp_path / "bad.bin"), "-q"]) == 2
+    assert "cannot read the CurricularFace weights bad.bin" in capsys.readouterr().err

@@ -15,7 +15,8 @@ from PIL import Image
 import comfy_server
 from graphs import Graph
 from mv2id_core.video_io import write_video
-from photos import T1_FACES, fit, load_photos, rot
+from faces_helpers import analyzer_node, image_batch
+from photos import T1_FACES, fit, load_photos, rot, t1_face
 
 SIZE = 128
 
@@ -33,46 +34,24 @@ def media(comfy):
     Image.new("RGB", (SIZE, SIZE), (128, 128, 128)).save(d / "mv2id_id_wall.png")
     same = [_fit(tom), _fit(rot(tom, 8)), np.full((SIZE, SIZE, 3), 70, np.uint8), _fit(tom[4:-2, 3:-5]),
             _fit(tom[:, ::-1]), _fit(rot(tom, -8))]
-    others = []
-    for x1, y1, x2, y2 in T1_FACES:
-        m = (x2 - x1) // 2
-        others.append(_fit(t1[max(0, y1 - m):y2 + m, max(0, x1 - m):x2 + m]))
+    others = [_fit(t1_face(t1, i)) for i in range(len(T1_FACES))]
     write_video(d / "mv2id_id_same.mp4", same)
     write_video(d / "mv2id_id_others.mp4", others)
     return {"same": "mv2id_id_same.mp4", "others": "mv2id_id_others.mp4"}
-
-
-def _analyzer(g: Graph, comfy) -> object:
-    """'Mv2ID Face Analyzer' set to the dlib backend, every other input at its default."""
-    info = comfy.object_info().get("Mv2IDFaceAnalyzer")
-    if info is None:
-        pytest.skip("the Mv2ID Face Analyzer node is not in this build yet")
-    inputs = {}
-    for name, spec in (info["input"].get("required") or {}).items():
-        typ, opts = spec[0], (spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {})
-        options = typ if isinstance(typ, list) else opts.get("options")
-        if options:
-            inputs[name] = "dlib" if "dlib" in options else opts.get("default", options[0])
-        elif "default" in opts:
-            inputs[name] = opts["default"]
-    return g.add("Mv2IDFaceAnalyzer", **inputs)
 
 
 def _frames(g: Graph, name: str):
     return g.add("GetVideoComponents", video=g.add("LoadVideo", file=name))[0]
 
 
-def _refs(g: Graph, names):
-    a, b = (g.add("LoadImage", image=n)[0] for n in names)
-    return g.add("ImageBatch", image1=a, image2=b)
-
-
 def _score(g: Graph, tag: str, frames, refs, analyzer, **kw):
+    extra = {"curricularface_model": kw["cur"]} if "cur" in kw else {}
     node = g.add("Mv2IDIdentityScore", frames=frames, references=refs, analyzer=analyzer,
                  num_frames=kw.get("num_frames", 32), pad_retry=True, plot_width=kw.get("w", 800),
-                 plot_height=kw.get("h", 480))
+                 plot_height=kw.get("h", 480), **extra)
     for slot, what in enumerate(("mvrc", "facesim", "report")):
         g.add("PreviewAny", _id=f"{tag}_{what}", source=node[slot])
+    g.add("PreviewAny", _id=f"{tag}_cur", source=node[4])
     g.add("SaveImage", _id=f"{tag}_plot", images=node[3], filename_prefix=f"mv2id_identity_{tag}")
     return node
 
@@ -83,8 +62,8 @@ def _text(comfy, entry, nid):
 
 def test_identity_score_same_person_far_above_other_people(comfy, media):
     g = Graph()
-    an = _analyzer(g, comfy)
-    refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    an = analyzer_node(g)
+    refs = image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
     _score(g, "same", _frames(g, media["same"]), refs, an)
     _score(g, "others", _frames(g, media["others"]), refs, an, w=640, h=400)
     entry = comfy.run(g.prompt(), timeout=300)
@@ -97,6 +76,10 @@ def test_identity_score_same_person_far_above_other_people(comfy, media):
     assert facesim["same"] > facesim["others"] + 0.08
     same = rep["same"]
     assert same["total_frames"] == 6 and same["sampled_frames"] == 32
+    # 32 samples of a 6-frame video repeat frames: the report (the node's output) says so
+    assert same["notes"][0].startswith("the video has 6 frames but 32 were sampled, so 26 samples repeat a frame")
+    assert math.isnan(float(_text(comfy, entry, "same_cur"))) and same["facesim_cur"] is None
+    assert "not computed" in same["protocol"]["facesim_cur"]
     assert same["frames_without_face_indices"] == [2]                      # the flat grey frame, skipped
     assert 0 < same["face_fraction"] < 1
     assert rep["others"]["frames_with_face"] == 32
@@ -110,8 +93,8 @@ def test_identity_score_same_person_far_above_other_people(comfy, media):
 
 def test_no_face_in_references_is_a_clear_error(healthy, media):
     g = Graph()
-    an = _analyzer(g, healthy)
-    _score(g, "noref", _frames(g, media["same"]), _refs(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"]), an,
+    an = analyzer_node(g)
+    _score(g, "noref", _frames(g, media["same"]), image_batch(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"]), an,
            num_frames=4)
     with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=120)
@@ -121,7 +104,7 @@ def test_no_face_in_references_is_a_clear_error(healthy, media):
 
 def test_mismatched_socket_types_are_rejected(healthy, media):
     g = Graph()
-    refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    refs = image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
     # an IMAGE where the face analyzer belongs
     _score(g, "wrong", _frames(g, media["same"]), refs, refs)
     with pytest.raises(comfy_server.ComfyError) as ei:
@@ -132,12 +115,50 @@ def test_mismatched_socket_types_are_rejected(healthy, media):
 
 def test_no_face_in_any_frame_gives_nan_mvrc_and_zero_facesim(comfy, media):
     g = Graph()
-    an = _analyzer(g, comfy)
-    refs = _refs(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
-    walls = _refs(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"])          # a two-frame "video" of a wall
+    an = analyzer_node(g)
+    refs = image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    walls = image_batch(g, ["mv2id_id_wall.png", "mv2id_id_wall.png"])          # a two-frame "video" of a wall
     _score(g, "empty", walls, refs, an, num_frames=0)
     entry = comfy.run(g.prompt(), timeout=120)
     rep = json.loads(_text(comfy, entry, "empty_report"))
     assert rep["frames_with_face"] == 0 and rep["frames_without_face"] == 2 and rep["mvrc"] is None
     assert math.isnan(float(_text(comfy, entry, "empty_mvrc")))
     assert float(_text(comfy, entry, "empty_facesim")) == 0.0
+
+
+def test_facesim_cur_with_a_curricularface_file(comfy, media):
+    torch = pytest.importorskip("torch")
+    from test_faces_curricularface import small_ir101_state_dict
+    folder = comfy.base_dir / "models" / "curricularface"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(small_ir101_state_dict(), folder / "mv2id_test_cur.bin")
+    g = Graph()
+    an = analyzer_node(g)
+    _score(g, "cur", _frames(g, media["same"]), image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an,
+           num_frames=6, cur="mv2id_test_cur.bin")
+    entry = comfy.run(g.prompt(), timeout=300)
+    rep = json.loads(_text(comfy, entry, "cur_report"))
+    assert 0 < float(_text(comfy, entry, "cur_cur")) <= 1
+    assert float(_text(comfy, entry, "cur_cur")) == pytest.approx(rep["facesim_cur"], abs=1e-5)
+    assert rep["settings"]["curricularface"] == "CurricularFace IR-101 (mv2id_test_cur.bin)" and rep["notes"] == []
+    assert all(len(p["similarity_cur"]) == 2 for p in rep["per_frame"] if p["face"])
+
+
+def test_unknown_curricularface_file_lists_the_choices(healthy, media):
+    g = Graph()
+    an = analyzer_node(g)
+    _score(g, "nocur", _frames(g, media["same"]), image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an,
+           num_frames=4, cur="missing.bin")
+    with pytest.raises(comfy_server.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    msg = str(ei.value)
+    assert "missing.bin" in msg and "none" in msg, msg
+
+
+def test_empty_frames_are_a_clear_error(healthy, media):
+    g = Graph()
+    an = analyzer_node(g)
+    _score(g, "noframes", g.add("Mv2IDTestEmptyImages"), image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an)
+    with pytest.raises(comfy_server.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    assert "frames is an empty IMAGE batch [0, 64, 64, 3]" in str(ei.value)

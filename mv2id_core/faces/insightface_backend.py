@@ -1,85 +1,90 @@
 """The insightface backend: the antelopev2 / buffalo_l ONNX model packs, run with onnxruntime.
 
-The `insightface` python package is not needed (its build fails on many Windows machines); the
-three models this pack uses are small enough to drive directly:
+It computes what insightface's FaceAnalysis (version 2.1; 0.7.3 differs only in the order of
+exactly tied detection scores) computes with det_size (s, s), without needing the `insightface`
+package (its build fails on many Windows machines) or OpenCV:
 
-- detector: SCRFD (scrfd_10g_bnkps.onnx, det_10g.onnx): boxes, scores and 5 keypoints;
-- landmark_3d_68 (1k3d68.onnx): 68 landmarks, from which faces.pose fits the head pose;
-- recognition: ArcFace (glintr100.onnx, w600k_r50.onnx): 512-d identity embedding of the
-  5-point-aligned 112x112 crop.
+- detector: SCRFD (scrfd_10g_bnkps.onnx, det_10g.onnx): the image resized into the square input
+  as insightface does (``detector_input``), boxes, scores and 5 keypoints decoded from the anchor
+  distances, insightface's NMS (``nms``);
+- landmark_3d_68 (1k3d68.onnx): 68 (x, y, z) landmarks from the 192x192 crop around the box, and
+  insightface's head pose fitted to them (faces.pose.pose_from_landmarks3d);
+- recognition: ArcFace (glintr100.onnx, w600k_r50.onnx): the embedding of the 5-point-aligned
+  112x112 crop (faces.align.norm_crop).
 
-Each model is one small class; roles are recognised from the ONNX signatures (as insightface's
-model_zoo does), so renamed files still work. Layout: <root>/models/<pack>/*.onnx, where <root>
-is ComfyUI's models/insightface folder.
+Input normalisation follows insightface's rules on the models' first node names
+(``input_normalisation``). Roles are recognised from the ONNX signatures as model_zoo does, so
+renamed files still work. Layout: <root>/models/<pack>/*.onnx, where <root> is ComfyUI's
+models/insightface folder. tests/test_faces_insightface.py compares every step with the
+insightface package's own classes on the same ONNX files.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import FaceAnalysisError
+from ..errors import FaceAnalysisError, InputError
+from .align import norm_crop, resize_bilinear, warp_affine
 from .base import Face, FaceAnalyzer, as_rgb_uint8
-from .pose import ARCFACE_TEMPLATE, pose_from_kps5, pose_from_landmarks68
+from .pose import pose_from_kps5, pose_from_landmarks3d
 
 PACK_FILES = {
     "antelopev2": ("scrfd_10g_bnkps.onnx", "glintr100.onnx", "1k3d68.onnx", "2d106det.onnx", "genderage.onnx"),
     "buffalo_l": ("det_10g.onnx", "w600k_r50.onnx", "1k3d68.onnx", "2d106det.onnx", "genderage.onnx"),
 }
+PROVIDERS = ("auto", "cpu", "cuda")
 _ORT_FIX = ("install exactly one onnxruntime build: pip uninstall -y onnxruntime onnxruntime-gpu, then "
             "pip install onnxruntime-gpu (CUDA) or pip install onnxruntime (CPU only)")
 
 
-# ------------------------------------------------------------------------------------ geometry
-def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity (rotation, uniform scale, shift) [2, 3] mapping src [N, 2] onto dst [N, 2]."""
-    src = np.asarray(src, np.float64)
-    dst = np.asarray(dst, np.float64)
-    n = src.shape[0]
-    # dst_x = a*x - b*y + tx ; dst_y = b*x + a*y + ty
-    A = np.zeros((2 * n, 4))
-    A[0::2] = np.stack([src[:, 0], -src[:, 1], np.ones(n), np.zeros(n)], 1)
-    A[1::2] = np.stack([src[:, 1], src[:, 0], np.zeros(n), np.ones(n)], 1)
-    a, b, tx, ty = np.linalg.lstsq(A, dst.reshape(-1), rcond=None)[0]
-    return np.array([[a, -b, tx], [b, a, ty]])
-
-
-def warp_affine(image: np.ndarray, M: np.ndarray, size: tuple[int, int], fill: int = 0) -> np.ndarray:
-    """image warped by M [2, 3] (source pixel -> output pixel) into an output of size (w, h)."""
-    from PIL import Image
-
-    full = np.vstack([M, [0.0, 0.0, 1.0]])
-    inv = np.linalg.inv(full)[:2]          # PIL wants output -> source
-    out = Image.fromarray(np.ascontiguousarray(image)).transform(
-        (int(size[0]), int(size[1])), Image.AFFINE, tuple(inv.reshape(-1)), resample=Image.BILINEAR,
-        fillcolor=(fill,) * 3)
-    return np.asarray(out, np.uint8)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float = 0.4) -> list[int]:
-    """Indices kept by greedy non-maximum suppression (IoU > threshold suppressed), best first."""
-    x1, y1, x2, y2 = boxes.T
-    areas = np.maximum(0, x2 - x1) * np.maximum(0, y2 - y1)
+# ------------------------------------------------------------------------------------ insightface's rules
+def nms(dets: np.ndarray, threshold: float = 0.4) -> list[int]:
+    """insightface's NMS: dets [N, 5] float32 (x1, y1, x2, y2, score); widths and overlaps count +1 pixel;
+    greedy by score (a stable sort, as insightface 2.1), a box is kept while its IoU with every kept
+    box is <= threshold. Returns the kept row indices, best first."""
+    x1, y1, x2, y2, scores = (dets[:, i] for i in range(5))
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
     order = np.argsort(-scores, kind="stable")
     keep = []
-    while order.size:
+    while order.size > 0:
         i = int(order[0])
         keep.append(i)
-        xx1 = np.maximum(x1[i], x1[order[1:]])
-        yy1 = np.maximum(y1[i], y1[order[1:]])
-        xx2 = np.minimum(x2[i], x2[order[1:]])
-        yy2 = np.minimum(y2[i], y2[order[1:]])
-        inter = np.maximum(0, xx2 - xx1) * np.maximum(0, yy2 - yy1)
-        iou = inter / np.maximum(areas[i] + areas[order[1:]] - inter, 1e-9)
-        order = order[1:][iou <= threshold]
+        w = np.maximum(0.0, np.minimum(x2[i], x2[order[1:]]) - np.maximum(x1[i], x1[order[1:]]) + 1)
+        h = np.maximum(0.0, np.minimum(y2[i], y2[order[1:]]) - np.maximum(y1[i], y1[order[1:]]) + 1)
+        inter = w * h
+        ovr = inter / (areas[i] + areas[order[1:]] - inter)
+        order = order[np.where(ovr <= threshold)[0] + 1]
     return keep
 
 
-def _blob(images: np.ndarray, mean: float, std: float) -> np.ndarray:
-    """RGB uint8 [N, H, W, 3] -> float32 NCHW normalised (the packs take RGB, as insightface feeds them)."""
-    return ((np.asarray(images, np.float32) - mean) / std).transpose(0, 3, 1, 2).copy()
+def detector_input(image: np.ndarray, input_size: tuple[int, int]) -> tuple[np.ndarray, float]:
+    """What insightface's detector sees: the image resized into input_size (w, h) keeping its aspect
+    ratio, the free side truncated with int(), bilinear without antialiasing (cv2.resize), at the
+    top-left of a black canvas. Returns (canvas [h, w, 3] uint8, det_scale = new height / image height,
+    the one scale insightface divides boxes and keypoints by, on both axes)."""
+    h, w = image.shape[:2]
+    in_w, in_h = int(input_size[0]), int(input_size[1])
+    im_ratio = float(h) / w
+    if im_ratio > float(in_h) / in_w:
+        new_h = in_h
+        new_w = int(new_h / im_ratio)
+    else:
+        new_w = in_w
+        new_h = int(new_w * im_ratio)
+    new_w, new_h = max(new_w, 1), max(new_h, 1)
+    canvas = np.zeros((in_h, in_w, 3), np.uint8)
+    canvas[:new_h, :new_w] = resize_bilinear(image, (new_w, new_h))
+    return canvas, float(new_h) / h
+
+
+def blob(images: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """cv2.dnn.blobFromImage(s)(img, 1/std, size, (mean,)*3, swapRB=True) for images that are already RGB:
+    [N, H, W, 3] uint8 -> float32 [N, 3, H, W] = (pixel - mean) / std."""
+    from einops import rearrange
+    return np.ascontiguousarray(rearrange((np.asarray(images, np.float32) - np.float32(mean)) * np.float32(1.0 / std),
+                                          "n h w c -> n c h w"))
 
 
 def _varint(f) -> int:
@@ -140,13 +145,27 @@ def first_node_names(model_path: str, count: int = 8) -> list[str]:
     return names
 
 
-def _normalised_in_graph(model_path: str) -> bool:
-    """True when the graph starts with its own Sub/Mul normalisation (mxnet-converted models; then inputs are
-    raw 0..255), by the node-name rule insightface uses."""
-    names = first_node_names(model_path)
+def input_normalisation(model_path: str, role: str) -> tuple[float, float]:
+    """(mean, std) insightface feeds a landmark or recognition model, from the names of its first graph
+    nodes (model_zoo/landmark.py and arcface_onnx.py, the same in 0.7.3 and 2.1):
+
+    - a node named Sub* or _minus* AND a node named Mul* or _mul* among the first 8 (the graph
+      normalises by itself; mxnet-converted models) -> (0.0, 1.0): raw 0..255 pixels;
+    - landmark models only: a node named exactly 'bn_data' among the first 3 (mxnet networks that
+      start with a BatchNorm on the input) -> (0.0, 1.0) too;
+    - otherwise (127.5, 128.0) for landmark models and (127.5, 127.5) for recognition models.
+
+    The real 1k3d68.onnx gets (0.0, 1.0) (insightface logs it as "landmark_3d_68 ... 0.0 1.0"; its graph
+    most likely starts with mxnet's 'bn_data'); w600k_r50 and glintr100 get (127.5, 127.5).
+    """
+    names = first_node_names(model_path, 8)
     sub = any(n.startswith(("Sub", "_minus")) for n in names)
     mul = any(n.startswith(("Mul", "_mul")) for n in names)
-    return sub and mul
+    if role == "landmark_3d_68" and "bn_data" in names[:3]:
+        sub = mul = True
+    if sub and mul:
+        return 0.0, 1.0
+    return (127.5, 128.0) if role == "landmark_3d_68" else (127.5, 127.5)
 
 
 # ------------------------------------------------------------------------------------ models
@@ -159,9 +178,13 @@ class _OnnxModel:
 
 
 class SCRFD(_OnnxModel):
-    """Face detector: anchor-free boxes and keypoints as distances from anchor centres, per stride."""
+    """Face detector (scrfd_10g_bnkps, det_10g): scores, boxes and 5 keypoints as distances from anchor
+    centres per stride, decoded exactly as insightface's SCRFD.detect (2.1; 0.7.3's RetinaFace class is
+    the same apart from the order of exactly tied scores)."""
 
-    def __init__(self, path, session, nms_threshold: float = 0.4):
+    nms_threshold = 0.4        # insightface's nms_thresh (FaceAnalysis never changes it)
+
+    def __init__(self, path, session):
         super().__init__(path, session)
         n = len(self.output_names)
         layouts = {6: (3, False), 9: (3, True), 10: (5, False), 15: (5, True)}
@@ -170,107 +193,115 @@ class SCRFD(_OnnxModel):
         self.levels, self.use_kps = layouts[n]
         self.strides = [8, 16, 32] if self.levels == 3 else [8, 16, 32, 64, 128]
         self.num_anchors = 2 if self.levels == 3 else 1
-        self.nms_threshold = nms_threshold
+        self.batched = len(session.get_outputs()[0].shape) == 3
         self._centres = {}
 
     def _anchor_centres(self, h: int, w: int, stride: int) -> np.ndarray:
+        """[h * w * anchors, 2] (x * stride, y * stride), rows y-major, each centre repeated per anchor."""
         key = (h, w, stride)
         if key not in self._centres:
             ys, xs = np.mgrid[:h, :w]
-            c = (np.stack([xs, ys], -1).reshape(-1, 2) * stride).astype(np.float32)
+            c = (np.stack([xs, ys], -1).astype(np.float32) * stride).reshape(-1, 2)
             self._centres[key] = np.repeat(c, self.num_anchors, axis=0)
         return self._centres[key]
 
-    def detect(self, image: np.ndarray, det_size: int, threshold: float):
-        """(boxes [N, 4], scores [N], kps [N, 5, 2] or None) in `image` pixels."""
-        h, w = image.shape[:2]
-        s = det_size / max(h, w)
-        nh, nw = max(1, int(round(h * s))), max(1, int(round(w * s)))
-        from PIL import Image
-
-        canvas = np.zeros((det_size, det_size, 3), np.uint8)     # SCRFD was trained with zero padding
-        canvas[:nh, :nw] = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
-        scale = nh / h
-        outs = self.session.run(self.output_names, {self.input_name: _blob(canvas[None], 127.5, 128.0)})
-        boxes, scores, kpss = [], [], []
+    def detect(self, image: np.ndarray, input_size: tuple[int, int], threshold: float):
+        """insightface's detect(img, input_size, max_num=0): (dets [N, 5] float32 = x1, y1, x2, y2, score,
+        kps [N, 5, 2] float32) in `image` pixels (not clipped), best score first after NMS."""
+        canvas, det_scale = detector_input(image, input_size)
+        outs = self.session.run(self.output_names, {self.input_name: blob(canvas[None], 127.5, 128.0)})
+        if self.batched:
+            outs = [o[0] for o in outs]
+        in_h, in_w = canvas.shape[:2]
+        scores, boxes, kpss = [], [], []
         for i, stride in enumerate(self.strides):
-            sc = outs[i].reshape(-1)
-            bb = outs[i + self.levels].reshape(-1, 4) * stride
-            gh, gw = det_size // stride, det_size // stride
-            centres = self._anchor_centres(gh, gw, stride)
+            centres = self._anchor_centres(in_h // stride, in_w // stride, stride)
+            sc = np.asarray(outs[i]).reshape(-1, 1)
             if sc.shape[0] != centres.shape[0]:
                 raise FaceAnalysisError(f"{Path(self.path).name}: {sc.shape[0]} scores at stride {stride}, expected "
                                         f"{centres.shape[0]}; is this an SCRFD model?")
-            keep = np.nonzero(sc >= threshold)[0]
+            keep = np.where(sc >= threshold)[0]
+            d = np.asarray(outs[i + self.levels]).reshape(-1, 4)[keep] * stride
             c = centres[keep]
-            d = bb[keep]
-            boxes.append(np.concatenate([c - d[:, :2], c + d[:, 2:]], 1))
             scores.append(sc[keep])
+            boxes.append(np.stack([c[:, 0] - d[:, 0], c[:, 1] - d[:, 1], c[:, 0] + d[:, 2], c[:, 1] + d[:, 3]], -1))
             if self.use_kps:
-                k = outs[i + 2 * self.levels].reshape(-1, 10)[keep] * stride
+                k = np.asarray(outs[i + 2 * self.levels]).reshape(-1, 10)[keep] * stride
                 kpss.append(c[:, None, :] + k.reshape(-1, 5, 2))
-        boxes = np.concatenate(boxes) / scale
-        scores = np.concatenate(scores)
-        kps = np.concatenate(kpss) / scale if self.use_kps else None
-        keep = nms(boxes, scores, self.nms_threshold)
-        return boxes[keep], scores[keep], (kps[keep] if kps is not None else None)
+        scores = np.vstack(scores)
+        order = np.argsort(-scores.ravel(), kind="stable")
+        pre_det = np.hstack([np.vstack(boxes) / det_scale, scores]).astype(np.float32, copy=False)[order]
+        keep = nms(pre_det, self.nms_threshold)
+        kps = (np.vstack(kpss) / det_scale)[order][keep].astype(np.float32) if self.use_kps else None
+        return pre_det[keep], kps
 
 
 class Landmark3D68(_OnnxModel):
-    """68 landmarks (x, y, z) from a 192x192 crop around the face box (1k3d68)."""
-
-    size = 192
+    """68 landmarks (x, y, z) from a 192x192 crop around the face box (1k3d68), as insightface's Landmark.get."""
 
     def __init__(self, path, session):
         super().__init__(path, session)
-        raw = _normalised_in_graph(path)
-        self.mean, self.std = (0.0, 1.0) if raw else (127.5, 128.0)
+        self.size = int(self.input_shape[2])
+        self.mean, self.std = input_normalisation(path, "landmark_3d_68")
 
     def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
-        """[68, 2] image pixels."""
-        x1, y1, x2, y2 = (float(v) for v in box)
-        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-        s = self.size / (max(x2 - x1, y2 - y1) * 1.5)
-        M = np.array([[s, 0, self.size / 2 - s * cx], [0, s, self.size / 2 - s * cy]])
+        """[68, 3] float32 in image pixels (z scaled like x and y, towards the camera)."""
+        x1, y1, x2, y2 = (np.float32(v) for v in box[:4])
+        cx, cy = float((x2 + x1) / 2), float((y2 + y1) / 2)
+        s = self.size / (float(max(x2 - x1, y2 - y1)) * 1.5)
+        half = self.size // 2
+        M = np.array([[s, 0.0, self.size / 2 - cx * s], [0.0, s, self.size / 2 - cy * s]])
         crop = warp_affine(image, M, (self.size, self.size))
-        pred = self.session.run(self.output_names[:1], {self.input_name: _blob(crop[None], self.mean, self.std)})[0][0]
-        pred = pred.reshape(-1, 3)[-68:, :2].astype(np.float64)
-        pred = (pred + 1.0) * (self.size // 2)                  # [-1, 1] -> crop pixels
-        return ((pred - M[:, 2]) / s).astype(np.float32)        # crop -> image pixels
+        pred = self.session.run(self.output_names[:1], {self.input_name: blob(crop[None], self.mean, self.std)})[0][0]
+        pred = np.asarray(pred, np.float32).reshape(-1, 3)[-68:].copy()
+        pred[:, :2] = (pred[:, :2] + 1) * half                 # [-1, 1] -> crop pixels
+        pred[:, 2] *= half
+        # back to the image (insightface's trans_points3d): x, y through the inverse of M, z times its scale
+        inv = np.linalg.inv(np.vstack([M, [0.0, 0.0, 1.0]]))[:2]
+        out = np.empty_like(pred)
+        out[:, :2] = pred[:, :2].astype(np.float64) @ inv[:, :2].T + inv[:, 2]
+        out[:, 2] = pred[:, 2] * np.sqrt(inv[0, 0] ** 2 + inv[0, 1] ** 2)
+        return out
 
 
 class ArcFace(_OnnxModel):
-    """512-d identity embedding of the 112x112 crop aligned on the 5 keypoints."""
-
-    size = 112
+    """Identity embedding of the 5-point-aligned crop (112x112: w600k_r50, glintr100), as ArcFaceONNX.get."""
 
     def __init__(self, path, session):
         super().__init__(path, session)
-        raw = _normalised_in_graph(path)
-        self.mean, self.std = (0.0, 1.0) if raw else (127.5, 127.5)
+        self.size = int(self.input_shape[2])
+        self.mean, self.std = input_normalisation(path, "recognition")
 
     def aligned_crop(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        M = similarity_transform(kps, ARCFACE_TEMPLATE)
-        return warp_affine(image, M, (self.size, self.size))
+        return norm_crop(image, kps, self.size)
+
+    def raw_embedding(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
+        """The model's output [D] float32 as insightface's face.embedding (not normalised)."""
+        crop = self.aligned_crop(image, kps)
+        v = self.session.run(self.output_names[:1], {self.input_name: blob(crop[None], self.mean, self.std)})[0][0]
+        return np.asarray(v, np.float32).reshape(-1)
 
     def embed(self, image: np.ndarray, kps: np.ndarray) -> np.ndarray:
-        crop = self.aligned_crop(image, kps)
-        v = self.session.run(self.output_names[:1], {self.input_name: _blob(crop[None], self.mean, self.std)})[0][0]
-        v = np.asarray(v, np.float32).reshape(-1)
+        """Unit-norm embedding [D] float32 (cosine similarity is unchanged by the normalisation)."""
+        v = self.raw_embedding(image, kps)
         return v / max(float(np.linalg.norm(v)), 1e-12)
 
 
 def _role(session) -> str:
-    """detector / landmark_3d_68 / recognition / other, from the model's signature (model_zoo's rules)."""
+    """detector / landmark_3d_68 / recognition / other, by model_zoo's routing rules (in its order)."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     shape = inputs[0].shape
     if len(outputs) >= 5:
         return "detector"
-    hw = shape[2:4] if len(shape) == 4 else [None, None]
+    hw = list(shape[2:4]) if len(shape) == 4 else [None, None]
     if hw == [192, 192]:
         out = outputs[0].shape
-        return "landmark_3d_68" if len(out) == 2 and out[1] == 3309 else "other"
-    if len(inputs) == 1 and hw[0] == hw[1] and isinstance(hw[0], int) and hw[0] >= 112 and hw[0] % 16 == 0:
+        return "landmark_3d_68" if len(out) == 2 and out[1] == 3309 else "other"   # 2d106det is not used
+    if hw == [96, 96]:
+        return "other"                                                             # genderage
+    if len(inputs) == 2 and hw == [128, 128]:
+        return "other"                                                             # inswapper
+    if hw[0] == hw[1] and isinstance(hw[0], int) and hw[0] >= 112 and hw[0] % 16 == 0:
         return "recognition"
     return "other"
 
@@ -300,13 +331,13 @@ def find_pack(model_dir, pack: str) -> Path:
 
 
 class InsightFaceAnalyzer(FaceAnalyzer):
-    """insightface model packs on onnxruntime.
+    """insightface model packs on onnxruntime, computing what insightface's FaceAnalysis computes.
 
     pack: folder name under <model_dir>/models/ (antelopev2, buffalo_l); model_dir: the insightface
     root (ComfyUI: models/insightface); provider: "cpu", "cuda" or "auto" (CUDA when onnxruntime
-    offers it); det_size: square detector input; det_thresh: score threshold; retry: when nothing
-    is found, try the detector at 480 and 320 px, then on the image padded by 1.25x with grey (128)
-    as OpenS2V does for faces cut by the border.
+    offers it); det_size: the square detector input (FaceAnalysis.prepare(det_size=(s, s)); OpenS2V's
+    FaceSim uses 320); det_thresh: score threshold; retry: whether ``find_face`` retries once on a
+    grey-padded image (the one retry policy, see faces.base).
     """
 
     name = "insightface"
@@ -318,11 +349,13 @@ class InsightFaceAnalyzer(FaceAnalyzer):
             import onnxruntime as ort
         except ImportError as e:
             raise FaceAnalysisError(f"the insightface face backend needs onnxruntime ({e}); {_ORT_FIX}") from None
-        if provider not in ("cpu", "cuda", "auto"):
-            raise ValueError(f"provider must be 'cpu', 'cuda' or 'auto', got {provider!r}")
+        if provider not in PROVIDERS:
+            raise InputError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
         det_size = int(det_size)
         if det_size < 64 or det_size % 32:
-            raise ValueError(f"det_size must be a multiple of 32 and at least 64, got {det_size}")
+            raise InputError(f"det_size must be a multiple of 32 and at least 64, got {det_size}")
+        if not 0.0 < float(det_thresh) < 1.0:
+            raise InputError(f"det_thresh must be between 0 and 1, got {det_thresh}")
         if model_dir is None:
             model_dir = os.environ.get("INSIGHTFACE_HOME", str(Path.home() / ".insightface"))
         available = ort.get_available_providers()
@@ -339,7 +372,7 @@ class InsightFaceAnalyzer(FaceAnalyzer):
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         roles: dict[str, object] = {}
-        for path in sorted(self.pack_dir.glob("*.onnx")):
+        for path in sorted(self.pack_dir.glob("*.onnx")):      # FaceAnalysis: sorted files, first of each role
             try:
                 sess = ort.InferenceSession(str(path), sess_options=opts, providers=self.providers)
             except Exception as e:   # a truncated download is the usual cause
@@ -369,41 +402,25 @@ class InsightFaceAnalyzer(FaceAnalyzer):
         pose = "1k3d68 landmarks" if self.landmark is not None else "5 keypoints"
         return f"insightface {self.pack} ({where}, det_size {self.det_size}, pose from {pose})"
 
-    def detect(self, image: np.ndarray):
-        """(boxes, scores, kps, attempt) with the retries; attempt names the pass that found faces."""
-        img = as_rgb_uint8(image)
-        attempts = [(self.det_size, 0, "as is")]
-        if self.retry:
-            attempts += [(s, 0, f"det_size {s}") for s in (480, 320) if s < self.det_size]
-            h, w = img.shape[:2]
-            attempts.append((self.det_size, int(math.ceil(0.125 * max(h, w))), "grey padding"))
-        for size, pad, label in attempts:
-            im = img if not pad else np.pad(img, ((pad, pad), (pad, pad), (0, 0)), constant_values=128)
-            boxes, scores, kps = self.detector.detect(im, size, self.det_thresh)
-            if len(boxes):
-                if pad:
-                    boxes = boxes - pad
-                    kps = kps - pad
-                return boxes, scores, kps, label
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32), None
-
     def analyze(self, image: np.ndarray, embed: bool = True) -> list[Face]:
+        """FaceAnalysis.get(img): every face the detector keeps, in its order, with landmarks, pose
+        (insightface's `pose` = pitch, yaw, roll, see faces.pose) and the ArcFace embedding."""
         img = as_rgb_uint8(image)
-        boxes, scores, kpss, attempt = self.detect(img)
+        dets, kpss = self.detector.detect(img, (self.det_size, self.det_size), self.det_thresh)
         faces = []
-        for box, score, kps in zip(boxes, scores, kpss):
+        for det, kps in zip(dets, kpss):
+            box = det[:4].astype(np.float32)
             lm = None
             if self.landmark is not None:
                 lm = self.landmark.landmarks(img, box)
-                yaw, pitch, roll = pose_from_landmarks68(lm)
+                yaw, pitch, roll = pose_from_landmarks3d(lm)
             else:
                 yaw, pitch, roll = pose_from_kps5(kps)
-            face = Face(bbox=np.asarray(box, np.float32), kps=np.asarray(kps, np.float32), det_score=float(score),
-                        yaw=yaw, pitch=pitch, roll=roll, landmarks=lm, extra={"attempt": attempt})
+            face = Face(bbox=box, kps=np.asarray(kps, np.float32), det_score=float(det[4]),
+                        yaw=yaw, pitch=pitch, roll=roll, landmarks=lm)
             if embed:
                 face.embedding = self.recognition.embed(img, kps)
             faces.append(face)
-        faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
     def embed_face(self, image: np.ndarray, face: Face) -> np.ndarray:

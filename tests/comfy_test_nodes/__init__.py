@@ -159,10 +159,28 @@ class Mv2IDTestBackgroundModel(io.ComfyNode):
         return io.NodeOutput(_EllipseForeground())
 
 
+class Mv2IDTestEmptyImages(io.ComfyNode):
+    """An IMAGE batch with no images (no core node makes one), for bad-input tests."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestEmptyImages",
+            category="mv2id/testing",
+            description="TEST ONLY: an empty IMAGE batch [0, 64, 64, 3].",
+            inputs=[],
+            outputs=[io.Image.Output()],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(torch.zeros(0, 64, 64, 3))
+
+
 class _TestExtension(ComfyExtension):
     async def get_node_list(self):
         return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestCallReport, Mv2IDTestLatentStats,
-                Mv2IDTestBackgroundModel]
+                Mv2IDTestBackgroundModel, Mv2IDTestEmptyImages]
 
 
 async def comfy_entrypoint():
