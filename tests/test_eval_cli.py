@@ -159,7 +159,7 @@ def test_cli_out_that_is_a_file_or_cannot_be_created(data, tmp_path, capsys):
                                                          f"{afile / 'sub'}")
 
 
-@pytest.mark.parametrize("size,msg", [("0x0", "--plot-size 0x0 is too small: the plot needs at least 320x240"),
+@pytest.mark.parametrize("size,msg", [("0x0", "--plot-size 0x0 is too small: at least 320x240 is needed"),
                                       ("big", "--plot-size must be WIDTHxHEIGHT, e.g. 1024x640, got 'big'")])
 def test_cli_bad_plot_size_stops_before_scoring(data, tmp_path, capsys, size, msg):
     out = tmp_path / "o"

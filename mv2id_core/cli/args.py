@@ -66,14 +66,16 @@ def frame_count(text: str) -> int:
     return v
 
 
-def size(text: str) -> tuple[int, int]:
-    """WIDTHxHEIGHT with positive whole numbers -> (width, height)."""
+def size(text: str, minimum: tuple[int, int] = (1, 1), example: str = "512x512") -> tuple[int, int]:
+    """WIDTHxHEIGHT with whole numbers of at least `minimum` -> (width, height)."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, e.g. 512x512, got {text!r}") from None
-    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"must be WIDTHxHEIGHT, e.g. {example}, got {text!r}") from None
+    if minimum == (1, 1) and (w < 1 or h < 1):
         raise argparse.ArgumentTypeError(f"width and height must be at least 1, got {text!r}")
+    if w < minimum[0] or h < minimum[1]:
+        raise argparse.ArgumentTypeError(f"{w}x{h} is too small: at least {minimum[0]}x{minimum[1]} is needed")
     return w, h
 
 

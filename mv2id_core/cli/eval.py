@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # `python mv2id_core/cli/eval.py`: make the packa
     __package__ = "mv2id_core.cli"
 
 from .. import metrics as M  # noqa: E402
+from . import args as cli_args  # noqa: E402
 from ..errors import FaceAnalysisError, InputError, MediaError, UsageError  # noqa: E402
 from ..plot import MIN_SIZE  # noqa: E402
 from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_reference, read_sampled_frames  # noqa: E402
@@ -40,14 +41,11 @@ def _parse_option(text: str) -> tuple[str, object]:
 
 
 def parse_plot_size(text: str) -> tuple[int, int]:
-    """'WIDTHxHEIGHT' -> (w, h), at least the plot's minimum size; UsageError otherwise."""
+    """'WIDTHxHEIGHT' -> (w, h), at least the plot's minimum size (mv2id_core.cli.args.size); UsageError otherwise."""
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--plot-size must be WIDTHxHEIGHT, e.g. 1024x640, got {text!r}") from None
-    if w < MIN_SIZE[0] or h < MIN_SIZE[1]:
-        raise UsageError(f"--plot-size {w}x{h} is too small: the plot needs at least {MIN_SIZE[0]}x{MIN_SIZE[1]}")
-    return w, h
+        return cli_args.size(text, MIN_SIZE, example="1024x640")
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"--plot-size {e}") from None
 
 
 def _parse_weights(text: str) -> tuple[float, float, float]:
