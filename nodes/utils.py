@@ -1,10 +1,29 @@
 """Helpers the pack's nodes share: checks of what `execute` relies on (ComfyUI does not check
-tensor shapes or values), with errors that name the input and the fix."""
+tensor shapes or values, nor V3 combo values sent through the API), with errors that name the
+input and the fix; and the texts several nodes show."""
 from __future__ import annotations
 
 import torch
 
 from ..mv2id_core.errors import InputError
+
+# every node a MODEL enters (RD-RoPE, Guider, Sampler) says the same about which models work
+MODEL_TOOLTIP = (
+    "A Wan 2.1-class model from Load Diffusion Model: Phantom-Wan 1.3B or 14B (trained with reference "
+    "frames; what the pack is for), or Wan 2.1 T2V. Wan 2.2 A14B (high or low noise) loads as the same "
+    "class and is accepted, but it was never trained with references: use it without references, e.g. as "
+    "the first, high-noise stage before Phantom. The 48-channel Wan 2.2 5B is refused.")
+
+
+def check_option(value, options, name: str):
+    """InputError unless `value` is one of `options` (a combo's values); ComfyUI does not check
+    V3 combos sent through its API and core functions silently fall back to a default."""
+    options = list(options)
+    if value not in options:
+        shown = ", ".join(map(str, options[:40])) + (f", ... ({len(options)} in all)" if len(options) > 40 else "")
+        raise InputError(f"{name} {value!r} is not one of the values this input takes: {shown}. Pick one of them "
+                         f"(a saved workflow or API prompt may name a value this ComfyUI does not have).")
+    return value
 
 
 def check_image_batch(value, name: str) -> torch.Tensor:
