@@ -188,3 +188,27 @@ def test_broken_lora_file(bad, comfy, ref_files, kind):
     _node(g, "Mv2IDRDRoPE")["inputs"]["lora_name"] = name
     msg = bad(g.prompt())
     assert f"cannot read the LoRA '{name}'" in msg and "download or copy it again, or set lora_name to none" in msg, msg
+
+
+@pytest.fixture(scope="module")
+def i2v_model(comfy):
+    """A tiny Wan image-to-video model (36 input channels, as Wan 2.1 I2V and Wan 2.2 A14B I2V) in the server's
+    diffusion_models folder."""
+    from mv2id_train import comfy_env
+    import make_tiny_models
+    c = comfy_env.import_comfy()
+    with torch.device("meta"):
+        module = c.ldm.wan.model.WanModel(model_type="t2v", in_dim=36, dim=128, ffn_dim=256, num_heads=1, num_layers=1,
+                                          operations=c.ops.disable_weight_init)
+    folder = comfy.base_dir / "models" / "diffusion_models"
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(make_tiny_models._state_dict(module, 5, torch.float32), str(folder / "mv2id_tiny_i2v.safetensors"))
+    return "mv2id_tiny_i2v.safetensors"
+
+
+def test_image_to_video_model_is_refused(bad, ref_files, i2v_model):
+    g = Graph()
+    wrong = g.add("UNETLoader", unet_name=i2v_model, weight_dtype="default")
+    mv2id(g, ref_files, model=wrong, patch=False, save="wrong_i2v")
+    msg = bad(g.prompt())
+    assert "Mv2IDSampler" in msg and "this MODEL takes 36 input channels: an image-to-video model" in msg, msg

@@ -29,6 +29,12 @@ def require_wan21(model) -> None:
             f"is {name}. Load Phantom-Wan with 'Load Diffusion Model' (e.g. Phantom-Wan-14B_fp16.safetensors).")
     if base.latent_format.latent_channels != latents.LATENT_CHANNELS or not hasattr(dm, "rope_embedder"):
         raise ModelTypeError(f"Mv2ID needs a Wan 2.1-class model with a 16-channel latent; {name} is not one.")
+    in_dim = getattr(dm, "in_dim", latents.LATENT_CHANNELS)
+    if in_dim != latents.LATENT_CHANNELS:
+        raise ModelTypeError(
+            f"Mv2ID needs a text-to-video Wan model (16 input channels: Phantom-Wan, Wan 2.1 T2V, Wan 2.2 A14B T2V), but "
+            f"this MODEL takes {in_dim} input channels: an image-to-video model (Wan 2.1 I2V / FLF, Wan 2.2 A14B I2V) or "
+            f"another variant, which cannot take reference frames. Load Phantom-Wan with 'Load Diffusion Model'.")
 
 
 def latent_format():
