@@ -1,4 +1,7 @@
-"""The Mv2ID model path on the real ComfyUI host with the tiny Wan 2.1 models."""
+"""The Mv2ID model path on the real ComfyUI host with the tiny Wan 2.1 models: end to end, equal to core
+Phantom, RD-RoPE leaves the original model alone. Split by concept: test_guidance_host.py (window, outside
+it, multi-stage samplers, two stages), test_rdrope_host.py (mode auto), test_speed_nodes_host.py (EasyCache,
+LazyCache, TorchCompileModel, ScaleROPE), test_model_path_errors_host.py (bad input)."""
 from __future__ import annotations
 
 import pytest

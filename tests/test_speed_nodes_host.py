@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from graphs import Graph
-from model_path_graphs import calls, conditioning, evaluations, latent, ref_files, sampler
+from model_path_graphs import calls, conditioning, latent, ref_files, sampler
 
 __all__ = ["ref_files"]   # module fixture
 
