@@ -96,7 +96,8 @@ def test_two_stages_equal_one_run(comfy, ref_files):
     """Split at step 2 of 4 (Euler, full window): the leftover-noise hand-over (x / (1 - sigma), then
     (1 - sigma) x with no new noise, as KSamplerAdvanced does) gives the one-run result. Exact in maths;
     in float32 the latent's round trip through ComfyUI's latent format and the 1/(1 - sigma) scale
-    costs ~1e-7, the same as core KSamplerAdvanced two stages vs one KSampler run (checked here too)."""
+    costs about 1e-6 of the latent's range (measured 2.4e-5 of 21), as much as core KSamplerAdvanced two
+    stages vs one KSampler run (checked here too, 2.6e-5)."""
     g = Graph()
     model, _, cond = conditioning(g, ref_files)
     one = sampler(g, model, cond, steps=4)
