@@ -40,3 +40,13 @@ class ComfyUINotFound(Mv2IDError, RuntimeError):
 
 class UsageError(Mv2IDError):
     """A command-line tool was called with arguments it cannot use."""
+
+
+def check_choice(value, options, name: str):
+    """`value` when it is one of `options`, else InputError naming the valid values (the one check of a
+    choice among fixed values, for the library's settings and the nodes' combos alike)."""
+    options = list(options)
+    if value not in options:
+        shown = ", ".join(map(str, options[:40])) + (f", ... ({len(options)} in all)" if len(options) > 40 else "")
+        raise InputError(f"{name} must be one of {shown}, got {value!r}.")
+    return value

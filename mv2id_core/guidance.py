@@ -1,17 +1,30 @@
-"""Reference guidance (Phantom's three-pass CFG) and its step window.
+"""Reference guidance (Phantom's three-pass CFG), its step window, and what runs outside it.
 
-Per step the model is run on three conditions:
+Per step the model is run on up to three conditions:
     pos = text + references, mid = negative text + references, neg = negative text + zero refs
+Inside the reference-guidance window all three passes run (Phantom's formula):
     noise = neg + s_ref * (mid - neg) + s_text * (pos - mid)
-Inside the reference-guidance window all three passes run. Outside it the `neg` pass is
-skipped and the step uses plain text CFG between pos and mid (both still see the references):
-    noise = mid + s_text * (pos - mid)        (the formula above with s_ref = 1)
+Outside it the `neg` pass is skipped, and the user chooses what runs:
+    text_cfg  two passes, plain text CFG between pos and mid (both still see the references):
+              noise = mid + s_text * (pos - mid)        (the formula above with s_ref = 1)
+    no_cfg    one pass, noise = pos: for distilled few-step LoRAs (lightx2v, CausVid) that are
+              run at cfg 1, where a second pass costs time and changes nothing they were trained for.
+A step's mode is decided per sampling step (never per model evaluation), so a multi-stage sampler
+(Heun, DPM++ 2S) uses one mode for all evaluations of one step.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
+
+from .errors import check_choice
+
+# what runs outside the reference window; the first is the default (the pack's behaviour before the choice existed)
+OUTSIDE_MODES = ("text_cfg", "no_cfg")
+# the modes of one step: three passes, or one of OUTSIDE_MODES
+REFERENCE = "reference"
 
 
 @dataclass(frozen=True)
@@ -19,22 +32,96 @@ class GuidanceConfig:
     """text_scale: s_text (Phantom default 7.5). ref_scale: s_ref (Phantom default 5.0).
     window: fraction [start, end) of the sampling steps in which reference guidance (the third
     model pass) runs. The default (0.0, 0.2) keeps it for the early steps, where pose and
-    identity are laid down, and saves a third of the model calls on the rest.
+    identity are laid down, and saves a third of the model calls on the rest (Phantom's own
+    inference runs it on every step: window 0..1).
+    outside: what runs on the steps outside the window (OUTSIDE_MODES).
     """
     text_scale: float = 7.5
     ref_scale: float = 5.0
     window_start: float = 0.0
     window_end: float = 0.2
+    outside: str = OUTSIDE_MODES[0]
 
     def __post_init__(self):
         if not (0.0 <= self.window_start <= 1.0 and 0.0 <= self.window_end <= 1.0):
             raise ValueError(f"reference window must lie in [0, 1], got [{self.window_start}, {self.window_end}]")
         if self.window_end < self.window_start:
             raise ValueError(f"reference window end ({self.window_end}) is before its start ({self.window_start})")
+        check_choice(self.outside, OUTSIDE_MODES, "guidance outside the window")
+
+    @property
+    def covers_all_steps(self) -> bool:
+        return self.window_start <= 0.0 and self.window_end >= 1.0
+
+    def step_mode(self, step: int, num_steps: int) -> str:
+        """REFERENCE inside the window, else self.outside."""
+        if self.covers_all_steps or in_window(step, num_steps, self.window_start, self.window_end):
+            return REFERENCE
+        return self.outside
+
+    def passes(self, step: int, num_steps: int) -> int:
+        """Model passes (batch entries) of step `step`, with ComfyUI's cfg-1 shortcut (a scale of
+        exactly 1 needs no pass for the condition it would subtract)."""
+        mode = self.step_mode(step, num_steps)
+        if mode == REFERENCE:
+            if math.isclose(self.ref_scale, 1.0):
+                return 1 if math.isclose(self.text_scale, 1.0) else 2
+            return 3
+        if mode == "text_cfg" and not math.isclose(self.text_scale, 1.0):
+            return 2
+        return 1
+
+
+def passes_per_video(config: GuidanceConfig, num_steps: int) -> int:
+    """Model passes a whole run of `num_steps` steps makes (one evaluation per step, as Euler does)."""
+    return sum(config.passes(i, num_steps) for i in range(num_steps))
+
+
+class StepTracker:
+    """Which sampling step each model evaluation belongs to, from the sampler's own step callback.
+
+    ComfyUI's samplers call back once per step, right after the step's first evaluation (at
+    sigmas[i]); a step's further evaluations (a DPM++ 2S / SDE midpoint, a Heun corrector) come
+    after that callback and before the next step's first evaluation. So after the callback of
+    step c an evaluation belongs to step c, except the first evaluation of step c+1, which is at
+    exactly sigmas[c+1]. Heun-like samplers evaluate their corrector there too, before the next
+    step: for them (`corrects_at_next_sigma`) the first evaluation at sigmas[c+1] is still step c.
+    None means unknown: assume not, and learn it when a second evaluation at sigmas[c+1] comes
+    before the next callback. Before the first callback the sigma's place in the schedule decides.
+
+    sigmas: the run's schedule [N+1] (decreasing, last usually 0).
+    """
+
+    def __init__(self, sigmas, corrects_at_next_sigma: bool | None = None):
+        self.sigmas = [float(s) for s in sigmas]
+        self.num_steps = max(len(self.sigmas) - 1, 0)
+        self.corrects_at_next_sigma = corrects_at_next_sigma
+        self._called_back = -1
+        self._at_next = 0      # evaluations at sigmas[c+1] since the callback of step c
+
+    def callback(self, i: int) -> None:
+        if int(i) > self._called_back:
+            self._called_back, self._at_next = int(i), 0
+
+    def evaluation(self, sigma: float) -> int:
+        """The step of a model evaluation at `sigma` (call in evaluation order)."""
+        c = self._called_back
+        if c < 0:
+            return min(step_index(sigma, torch.tensor(self.sigmas)), max(self.num_steps - 1, 0))
+        nxt = c + 1
+        if nxt < self.num_steps and math.isclose(float(sigma), self.sigmas[nxt], rel_tol=1e-6, abs_tol=1e-9):
+            self._at_next += 1
+            if self._at_next == 2 and self.corrects_at_next_sigma is None:
+                self.corrects_at_next_sigma = True      # learned: the first one was a corrector
+            if self.corrects_at_next_sigma and self._at_next == 1:
+                return c
+            return nxt
+        return min(c, max(self.num_steps - 1, 0))
 
 
 def step_index(sigma: float, sigmas: torch.Tensor) -> int:
-    """Index of the sampling step that sigma belongs to.
+    """Index of the sampling step that sigma belongs to (used only when no step callback is
+    available, e.g. a guider called outside ComfyUI's samplers).
 
     sigmas: the schedule [N+1] (decreasing, last is usually 0). A sigma between two entries
     (multi-stage samplers evaluate there) belongs to the step that starts above it.

@@ -16,11 +16,17 @@ Token order matches the model's flattening: (t, h, w) row-major, video frames fi
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, asdict
 
 import torch
 
+from .errors import check_choice
+
 MODES = ("rd", "vanilla")
+# the allowed settings, written once: the node's widgets, the trainer and LoRA metadata use these
+OFFSET_RANGE = (0.0, 64.0)
+FIRST_INDEX_RANGE = (0, 16)
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,13 @@ class RDRoPEConfig:
     first_index: int = 1
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise ValueError(f"RD-RoPE mode must be one of {MODES}, got {self.mode!r}")
-        if self.first_index < 0:
-            raise ValueError(f"first_index must be >= 0, got {self.first_index}")
+        check_choice(self.mode, MODES, "RD-RoPE mode")
+        lo, hi = OFFSET_RANGE
+        if not (isinstance(self.offset, (int, float)) and math.isfinite(self.offset) and lo <= self.offset <= hi):
+            raise ValueError(f"RD-RoPE offset must be a number from {lo:g} to {hi:g}, got {self.offset!r}")
+        lo, hi = FIRST_INDEX_RANGE
+        if not (isinstance(self.first_index, int) and lo <= self.first_index <= hi):
+            raise ValueError(f"RD-RoPE first_index must be a whole number from {lo} to {hi}, got {self.first_index!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -133,9 +142,13 @@ def config_from_metadata(metadata: dict | None) -> RDRoPEConfig | None:
     md = metadata or {}
     if METADATA_PREFIX + "mode" not in md:
         return None
+    default = RDRoPEConfig()
     try:
+        first = float(md.get(METADATA_PREFIX + "first_index", default.first_index))
+        if not first.is_integer():
+            raise ValueError(f"RD-RoPE first_index must be a whole number, got {first!r}")
         return RDRoPEConfig(mode=md[METADATA_PREFIX + "mode"],
-                            offset=float(md.get(METADATA_PREFIX + "offset", 1.0)),
-                            first_index=int(md.get(METADATA_PREFIX + "first_index", 1)))
-    except (TypeError, ValueError) as e:
+                            offset=float(md.get(METADATA_PREFIX + "offset", default.offset)),
+                            first_index=int(first))
+    except (TypeError, ValueError, OverflowError) as e:
         raise ValueError(f"bad RD-RoPE metadata {dict((k, v) for k, v in md.items() if k.startswith(METADATA_PREFIX))}: {e}") from None

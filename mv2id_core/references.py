@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import InputError
+from .errors import InputError, check_choice
 from .latents import PATCH_SIZE, SPATIAL_COMPRESSION, latent_frames, token_grid
 FIT_MODES = ("pad_white", "center_crop", "stretch", "none")
 
@@ -36,8 +36,7 @@ def fit_references(images: torch.Tensor, width: int, height: int, mode: str = "p
     center_crop: crop the centre to the target aspect, then resize (ComfyUI core's Phantom node).
     stretch: resize ignoring the aspect ratio. none: sizes must already match.
     """
-    if mode not in FIT_MODES:
-        raise InputError(f"fit mode must be one of {FIT_MODES}, got {mode!r}")
+    check_choice(mode, FIT_MODES, "fit")
     if images is None or images.ndim != 4 or images.shape[0] == 0:
         raise InputError("no reference images: connect 1 or more face images (e.g. from "
                              "'Mv2ID Face Views' or Load Image) to reference_images.")

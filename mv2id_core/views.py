@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError, NoFaceError
+from .errors import InputError, NoFaceError, check_choice
 from .faces.base import Face, FaceAnalyzer, cosine, find_face
 
 IF_NO_FACE = ("error", "skip")
@@ -263,8 +263,7 @@ def subject_masks_for(images: list[np.ndarray], masks, meaning: str = "subject")
     meaning: "subject" (1 = the person) or "background" (1 = the background, inverted here).
     Raises InputError for the wrong count, NaN or infinite values, or masks with no subject at all.
     """
-    if meaning not in MASK_MEANINGS:
-        raise InputError(f"mask_meaning must be one of {', '.join(MASK_MEANINGS)}, got {meaning!r}")
+    check_choice(meaning, MASK_MEANINGS, "mask_meaning")
     if masks is None:
         return None
     masks = [np.asarray(m, np.float32) for m in masks]
@@ -311,8 +310,7 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
     identity_check: embed the chosen views and add each view's mean cosine similarity to the other
     views to its record (low values hint at a photo of someone else).
     """
-    if if_no_face not in IF_NO_FACE:
-        raise InputError(f"if_no_face must be one of {', '.join(IF_NO_FACE)}, got {if_no_face!r}")
+    check_choice(if_no_face, IF_NO_FACE, "if_no_face")
     images = list(images)
     if not images:
         raise InputError("no images given: give at least one photo or video frame.")

@@ -17,7 +17,7 @@ from ..mv2id_core.faces import available_backends, backend_names, load_analyzer
 from ..mv2id_core.faces.dlib_backend import DETECTORS
 from ..mv2id_core.faces.insightface_backend import PROVIDERS
 from .sockets import FaceAnalyzer
-from .utils import check_choice
+from .utils import check_option
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/faces"
@@ -109,9 +109,9 @@ class Mv2IDFaceAnalyzer(io.ComfyNode):
 
     @classmethod
     def execute(cls, backend, insightface_pack, provider, det_size, retry, dlib_detector) -> io.NodeOutput:
-        check_choice(backend, backend_names(), "backend")
-        check_choice(provider, PROVIDERS, "provider")
-        check_choice(dlib_detector, DETECTORS, "dlib_detector")
+        check_option(backend, backend_names(), "backend")
+        check_option(provider, PROVIDERS, "provider")
+        check_option(dlib_detector, DETECTORS, "dlib_detector")
         if backend == "dlib":
             options = {"detector": dlib_detector, "det_size": int(det_size), "retry": bool(retry)}
         else:

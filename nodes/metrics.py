@@ -18,7 +18,7 @@ from ..mv2id_core import metrics as core_metrics
 from ..mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
 from ..mv2id_core.plot import plot_report, to_image_tensor_array
 from .sockets import FaceAnalyzer
-from .utils import check_choice, check_image_batch
+from .utils import check_option, check_image_batch
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/evaluation"
@@ -43,7 +43,7 @@ def curricularface(name: str) -> CurricularFace | None:
     """The CurricularFace model of a file in models/curricularface (kept loaded while the file is unchanged)."""
     if name == NO_CUR:
         return None
-    check_choice(name, [NO_CUR] + folder_paths.get_filename_list(CUR_FOLDER), "curricularface_model")
+    check_option(name, [NO_CUR] + folder_paths.get_filename_list(CUR_FOLDER), "curricularface_model")
     path = folder_paths.get_full_path(CUR_FOLDER, name)
     device = comfy.model_management.get_torch_device()
     key = (path, os.path.getmtime(path), str(device))

@@ -1,6 +1,8 @@
 """Mv2ID Reference Conditioning: multi-view references joined to the video latent on the time axis."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 import comfy.model_management
@@ -12,9 +14,12 @@ from ..mv2id_core import latents
 from ..mv2id_core import references as core_refs
 from ..mv2id_core.comfyui.wan import vae_geometry, zero_reference_latent
 from .sockets import ReferenceLayout
-from .utils import check_image_batch
+from .utils import check_image_batch, check_option
 
+log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID"
+# Phantom-Wan's README: "The number of reference images should be within 4"
+PHANTOM_MAX_REFERENCES = 4
 
 
 class Mv2IDReferenceConditioning(io.ComfyNode):
@@ -34,14 +39,17 @@ class Mv2IDReferenceConditioning(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="Negative text conditioning."),
                 io.Vae.Input("vae", tooltip="The Wan 2.1 VAE (wan_2.1_vae.safetensors)."),
                 io.Image.Input("reference_images", tooltip=(
-                    "Face references, 1 or more views as an IMAGE batch; batch order is view order. "
-                    "Use 'Mv2ID Face Views' to make clean head-and-shoulder crops on white.")),
+                    "Face references, 1 to 4 views as an IMAGE batch (Phantom-Wan was trained with at most 4; "
+                    "the paper uses 3); batch order is view order. Use 'Mv2ID Face Views' to make clean "
+                    "head-and-shoulder crops on white.")),
                 io.Int.Input("width", default=832, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16,
-                             tooltip="Video width in pixels (multiple of 16). Wan 2.1 is trained at 832x480."),
+                             tooltip="Video width in pixels (multiple of 16). Phantom-Wan is trained at 832x480 (480p; "
+                                     "landscape recommended)."),
                 io.Int.Input("height", default=480, min=16, max=comfy_nodes.MAX_RESOLUTION, step=16,
                              tooltip="Video height in pixels (multiple of 16)."),
                 io.Int.Input("length", default=81, min=1, max=comfy_nodes.MAX_RESOLUTION, step=4,
-                             tooltip="Number of video frames; must be 4n+1 (81 = 5 s at 16 fps)."),
+                             tooltip="Number of video frames; must be 4n+1. Phantom-Wan 1.3B: 81 (5 s at 16 fps); "
+                                     "Phantom-Wan 14B was trained on 24 fps (its README uses 121)."),
                 io.Int.Input("batch_size", default=1, min=1, max=64, tooltip="Videos generated at once."),
                 io.Combo.Input("fit", options=list(core_refs.FIT_MODES), default="pad_white", tooltip=(
                     "How references are fitted to the video size: pad_white keeps the whole image and its "
@@ -65,8 +73,14 @@ class Mv2IDReferenceConditioning(io.ComfyNode):
     @classmethod
     def execute(cls, positive, negative, vae, reference_images, width, height, length, batch_size, fit) -> io.NodeOutput:
         check_image_batch(reference_images, "reference_images")
+        check_option(fit, core_refs.FIT_MODES, "fit")
         channels, spatial, temporal = vae_geometry(vae)
+        latents.check_size(width, height, spatial * latents.PATCH_SIZE[1])
         latents.check_length(length, temporal)
+        if reference_images.shape[0] > PHANTOM_MAX_REFERENCES:
+            log.warning("[Mv2ID] Reference Conditioning: %d reference images; Phantom-Wan was trained with at most %d "
+                        "(its README: 'within 4'); more cost memory and time", reference_images.shape[0],
+                        PHANTOM_MAX_REFERENCES)
         refs = core_refs.fit_references(reference_images, width, height, fit)
         ref_latent = core_refs.encode_references(refs, lambda img: vae.encode(img))
         layout = core_refs.reference_layout(refs.shape[0], width, height, length, batch_size, fit, spatial)

@@ -1,10 +1,28 @@
 """Helpers the pack's nodes share: checks of what `execute` relies on (ComfyUI does not check
-tensor shapes or values), with errors that name the input and the fix."""
+tensor shapes or values, nor V3 combo values sent through the API), with errors that name the
+input and the fix; and the texts several nodes show."""
 from __future__ import annotations
 
 import torch
 
-from ..mv2id_core.errors import InputError
+from ..mv2id_core.errors import InputError, check_choice
+
+# every node a MODEL enters (RD-RoPE, Guider, Sampler) says the same about which models work
+MODEL_TOOLTIP = (
+    "A Wan 2.1-class model from Load Diffusion Model: Phantom-Wan 1.3B or 14B (trained with reference "
+    "frames; what the pack is for), or Wan 2.1 T2V. Wan 2.2 A14B (high or low noise) loads as the same "
+    "class and is accepted, but it was never trained with references: use it without references, e.g. as "
+    "the first, high-noise stage before Phantom. The 48-channel Wan 2.2 5B is refused.")
+
+
+def check_option(value, options, name: str):
+    """A combo value `execute` relies on: ComfyUI does not check V3 combos sent through its API (and core
+    functions silently fall back to a default), so a bad one is an InputError listing the valid values."""
+    try:
+        return check_choice(value, options, name)
+    except InputError as e:
+        raise InputError(f"{e} A saved workflow or API prompt may name a value this ComfyUI does not have: "
+                         f"pick one of them.") from None
 
 
 def check_image_batch(value, name: str) -> torch.Tensor:
@@ -22,12 +40,4 @@ def check_image_batch(value, name: str) -> torch.Tensor:
         images = sorted({int(i) for i in bad.flatten(1).any(1).nonzero().flatten()})
         raise InputError(f"{name}: image(s) {images[:10]} (0-based) contain NaN or infinite pixels, which would "
                          f"turn the whole result into NaN (a black video); fix the node that made them.")
-    return value
-
-
-def check_choice(value, options, name: str):
-    """A combo value the node relies on (ComfyUI does not check V3 combo options through the API), else
-    InputError listing the valid values."""
-    if value not in tuple(options):
-        raise InputError(f"{name} must be one of {', '.join(map(str, options))}, got {value!r}.")
     return value

@@ -172,7 +172,7 @@ def test_image_without_face_is_named_and_server_stays_healthy(healthy, media):
 
 def test_empty_batch_is_a_clear_error(healthy, media):
     g = Graph()
-    g.add("PreviewAny", source=face_views(g, g.add("Mv2IDTestEmptyImages"), analyzer_node(g), num_views=1)[2])
+    g.add("PreviewAny", source=face_views(g, g.add("Mv2IDTestImage", width=64, height=64, batch=0, bad_pixel="none"), analyzer_node(g), num_views=1)[2])
     with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=60)
     assert "images is an empty IMAGE batch [0, 64, 64, 3]: connect at least one image" in str(ei.value)

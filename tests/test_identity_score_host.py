@@ -158,7 +158,7 @@ def test_unknown_curricularface_file_lists_the_choices(healthy, media):
 def test_empty_frames_are_a_clear_error(healthy, media):
     g = Graph()
     an = analyzer_node(g)
-    _score(g, "noframes", g.add("Mv2IDTestEmptyImages"), image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an)
+    _score(g, "noframes", g.add("Mv2IDTestImage", width=64, height=64, batch=0, bad_pixel="none"), image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an)
     with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=120)
     assert "frames is an empty IMAGE batch [0, 64, 64, 3]" in str(ei.value)

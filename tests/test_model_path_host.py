@@ -1,68 +1,17 @@
-"""The Mv2ID model path on the real ComfyUI host with the tiny Wan 2.1 models."""
+"""The Mv2ID model path on the real ComfyUI host with the tiny Wan 2.1 models: end to end, equal to core
+Phantom, RD-RoPE leaves the original model alone. Split by concept: test_guidance_host.py (window, outside
+it, multi-stage samplers, two stages), test_rdrope_host.py (mode auto), test_speed_nodes_host.py (EasyCache,
+LazyCache, TorchCompileModel, ScaleROPE), test_model_path_errors_host.py (bad input)."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file
 
-import comfy_server
-import workflow_api
 from graphs import Graph, tiny_loaders
+from model_path_graphs import H, LENGTH, W, calls, evaluations, latent as _latent, mv2id as _mv2id, ref_files, \
+    refs as _refs
 
-W, H, LENGTH = 64, 48, 9
-
-
-@pytest.fixture(scope="module")
-def ref_files(comfy):
-    """Three reference 'views' (different sizes and content) in the server's input folder."""
-    names = []
-    rng = np.random.default_rng(0)
-    for i, (w, h) in enumerate([(40, 56), (64, 64), (80, 48)]):
-        img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
-        img[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (60 * i, 120, 255 - 60 * i)
-        name = f"mv2id_ref_{i}.png"
-        Image.fromarray(img).save(comfy.input_dir / name)
-        names.append(name)
-    return names
-
-
-def _refs(g: Graph, names, size=None):
-    """LoadImage each file; batch them (ImageBatch resizes later ones to the first's size)."""
-    imgs = [g.add("LoadImage", image=n)[0] for n in names]
-    out = imgs[0]
-    for im in imgs[1:]:
-        out = g.add("ImageBatch", image1=out, image2=im)
-    if size:
-        out = g.add("ImageScale", image=out, upscale_method="bilinear", width=size[0], height=size[1], crop="disabled")
-    return out
-
-
-def _mv2id(g, names, *, model=None, mode="rd", ref_end=1.0, batch=1, steps=3, seed=11, fit="pad_white",
-           length=LENGTH, patch=True, counter=None, save="lat"):
-    m, vae, pos, neg = tiny_loaders(g)
-    model = model or m
-    if counter:
-        model = g.add("Mv2IDTestCallCounter", model=model, key=counter)
-    cond = g.add("Mv2IDReferenceConditioning", positive=pos, negative=neg, vae=vae, reference_images=_refs(g, names),
-                 width=W, height=H, length=length, batch_size=batch, fit=fit)
-    if patch:
-        model = g.add("Mv2IDRDRoPE", model=model, mode=mode, offset=1.0, first_index=1, layout=cond[4])
-    lat = g.add("Mv2IDSampler", model=model, positive=cond[0], negative_text=cond[1], negative_img_text=cond[2],
-                latent=cond[3], seed=seed, steps=steps, text_cfg=7.5, ref_cfg=5.0, ref_start=0.0, ref_end=ref_end,
-                sampler_name="euler", scheduler="simple", denoise=1.0)
-    g.add("Mv2IDTestSaveLatent", samples=lat, filename=save)
-    if counter:
-        g.add("Mv2IDTestCallReport", _id="report", samples=lat, key=counter)
-    return lat, vae
-
-
-def _latent(comfy, entry, name):
-    path = next(p for p in comfy.output_files(entry) if p.name == f"{name}.safetensors")
-    return load_file(str(path))["samples"]
+__all__ = ["ref_files"]   # module fixture
 
 
 def test_full_graph_end_to_end(comfy, ref_files):
@@ -130,25 +79,13 @@ def test_rdrope_changes_output_and_original_model_stays_bit_identical(comfy, ref
     assert torch.equal(before, after)            # the original MODEL was never changed
 
 
-def _calls(entry):
-    return json.loads(entry["outputs"]["report"]["text"][0])["calls"]
-
-
 @pytest.mark.parametrize("ref_end,expected", [(1.0, [3, 3, 3, 3, 3]), (0.2, [3, 2, 2, 2, 2]), (0.0, [2, 2, 2, 2, 2])])
 def test_guidance_window_skips_the_third_pass(comfy, ref_files, ref_end, expected):
     g = Graph()
     _mv2id(g, ref_files, steps=5, ref_end=ref_end, counter=f"win{ref_end}", save=f"win{ref_end}")
-    calls = _calls(comfy.run(g.prompt()))
-    # conds of one step may be batched into one forward: count passes as batch entries per step
-    per_step, i = [], 0
-    for n in expected:
-        got = 0
-        while got < n and i < len(calls):
-            got += calls[i]["batch"]
-            i += 1
-        per_step.append(got)
-    assert per_step == expected and i == len(calls), calls
-    assert all(c["frames"] == 3 for c in calls)
+    got = calls(comfy.run(g.prompt()))
+    assert [passes for _, passes in evaluations(got)] == expected, got
+    assert all(c["frames"] == 3 for c in got)
 
 
 def test_batch_size_two(comfy, ref_files):
@@ -157,42 +94,6 @@ def test_batch_size_two(comfy, ref_files):
     lat = _latent(comfy, comfy.run(g.prompt()), "batch2")
     assert lat.shape == (2, 16, 3, H // 8, W // 8)
     assert not torch.equal(lat[0], lat[1])       # different noise per batch item
-
-
-def _error_of(comfy, prompt):
-    with pytest.raises(comfy_server.ComfyError) as ei:
-        comfy.run(prompt)
-    return str(ei.value)
-
-
-def test_bad_length_is_a_clear_error(healthy, ref_files):
-    g = Graph()
-    _mv2id(g, ref_files, length=10, save="bad_len")
-    assert "length 10 is not of the form 4n+1" in _error_of(healthy, g.prompt())
-
-
-def test_mismatched_reference_size_is_a_clear_error(healthy, ref_files):
-    g = Graph()
-    _mv2id(g, ref_files, fit="none", save="bad_size")
-    msg = _error_of(healthy, g.prompt())
-    assert "reference images are 40x56 but the video is 64x48" in msg
-
-
-def test_missing_reference_images_rejected(healthy, ref_files):
-    g = Graph()
-    _mv2id(g, ref_files, save="no_refs")
-    cond = next(n for n in g.nodes.values() if n["class_type"] == "Mv2IDReferenceConditioning")
-    del cond["inputs"]["reference_images"]
-    msg = _error_of(healthy, g.prompt())
-    assert "reference_images" in msg
-
-
-def test_non_wan21_model_is_refused(healthy, ref_files):
-    g = Graph()
-    wrong = g.add("UNETLoader", unet_name=workflow_api.TINY_WAN22, weight_dtype="default")
-    _mv2id(g, ref_files, model=wrong, save="wrong_model")
-    msg = _error_of(healthy, g.prompt())
-    assert "Mv2ID needs a Wan 2.1 model" in msg and "WAN22" in msg
 
 
 def test_rdrope_patch_runs_with_a_core_node_that_calls_rope_encode_with_more_arguments(comfy, ref_files):

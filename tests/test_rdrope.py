@@ -74,3 +74,26 @@ def test_config_validation():
         RDRoPEConfig("diagonal")
     with pytest.raises(ValueError, match="first_index"):
         RDRoPEConfig("rd", 1.0, -1)
+
+
+def test_settings_bounds_are_the_widgets_bounds():
+    from mv2id_core.rdrope import FIRST_INDEX_RANGE, OFFSET_RANGE
+    assert OFFSET_RANGE == (0.0, 64.0) and FIRST_INDEX_RANGE == (0, 16)
+    RDRoPEConfig("rd", 64.0, 16)
+    RDRoPEConfig("rd", 0.0, 0)
+    for offset in (float("nan"), float("inf"), -50.0, 1e12, 64.5):
+        with pytest.raises(ValueError, match="offset must be a number from 0 to 64"):
+            RDRoPEConfig("rd", offset, 1)
+    for first in (17, 100_000_000, 1.5):
+        with pytest.raises(ValueError, match="first_index must be a whole number"):
+            RDRoPEConfig("rd", 1.0, first)
+
+
+@pytest.mark.parametrize("key,value", [("offset", "nan"), ("offset", "inf"), ("offset", "-50"), ("offset", "1e12"),
+                                       ("first_index", "1e8"), ("first_index", "2.5"), ("first_index", "x")])
+def test_metadata_outside_the_bounds_is_refused(key, value):
+    from mv2id_core.rdrope import config_from_metadata
+    md = {"mv2id.rdrope.mode": "rd", f"mv2id.rdrope.{key}": value}
+    with pytest.raises(ValueError, match="bad RD-RoPE metadata"):
+        config_from_metadata(md)
+    assert config_from_metadata({"mv2id.rdrope.mode": "rd", "mv2id.rdrope.first_index": "3.0"}).first_index == 3

@@ -70,3 +70,56 @@ def test_step_index_and_window():
 def test_guidance_config_validation():
     with pytest.raises(ValueError):
         GuidanceConfig(window_start=0.5, window_end=0.2)
+
+
+def test_step_modes_and_passes_outside_the_window():
+    from mv2id_core.guidance import REFERENCE, passes_per_video
+    text = GuidanceConfig(7.5, 5.0, 0.0, 0.2)
+    assert [text.step_mode(i, 5) for i in range(5)] == [REFERENCE] + ["text_cfg"] * 4
+    assert [text.passes(i, 5) for i in range(5)] == [3, 2, 2, 2, 2]
+    one = GuidanceConfig(7.5, 5.0, 0.0, 0.2, outside="no_cfg")
+    assert [one.passes(i, 5) for i in range(5)] == [3, 1, 1, 1, 1]
+    # cfg-1 shortcuts as ComfyUI takes them
+    assert GuidanceConfig(1.0, 1.0, 0.0, 1.0).passes(0, 5) == 1
+    assert GuidanceConfig(7.5, 1.0, 0.0, 1.0).passes(0, 5) == 2
+    assert GuidanceConfig(1.0, 5.0, 0.0, 0.0).passes(0, 5) == 1
+    # full window: Phantom's three passes on every step
+    assert passes_per_video(GuidanceConfig(7.5, 5.0, 0.0, 1.0), 30) == 90
+    with pytest.raises(ValueError, match="outside the window"):
+        GuidanceConfig(outside="none")
+
+
+def test_distilled_preset_needs_an_eighth_of_core_phantoms_passes():
+    """The distilled-LoRA preset (8 steps, reference guidance on the first step only, one pass after
+    it) against core Phantom at 30 steps (three passes every step): the issue's target is <= 1/8."""
+    from mv2id_core.guidance import passes_per_video
+    preset = GuidanceConfig(7.5, 5.0, 0.0, 0.125, outside="no_cfg")
+    assert window_steps(8, 0.0, 0.125) == [0]
+    assert passes_per_video(preset, 8) == 3 + 7
+    assert passes_per_video(preset, 8) * 8 <= 90
+    # a two-step window would miss it (12 passes)
+    assert passes_per_video(GuidanceConfig(7.5, 5.0, 0.0, 0.25, outside="no_cfg"), 8) * 8 > 90
+
+
+def test_step_tracker_on_recorded_sampler_orders():
+    """Evaluation orders as ComfyUI's samplers make them (E = evaluation at a sigma, C = step callback)."""
+    from mv2id_core.guidance import StepTracker
+    s = [1.0, 0.9, 0.7, 0.4, 0.0]
+
+    def track(events, corrects=None):
+        t, out = StepTracker(s, corrects), []
+        for e in events:
+            if isinstance(e, int):
+                t.callback(e)
+            else:
+                out.append(t.evaluation(e))
+        return out
+
+    assert track([1.0, 0, 0.9, 1, 0.7, 2, 0.4, 3]) == [0, 1, 2, 3]                       # euler
+    heun = [1.0, 0, 0.9, 0.9, 1, 0.7, 0.7, 2, 0.4, 0.4, 3]
+    assert track(heun, True) == [0, 0, 1, 1, 2, 2, 3]
+    assert track(heun, None) == [0, 1, 1, 1, 2, 2, 3]             # learned at the second boundary
+    assert track([1.0, 0, 0.95, 0.9, 1, 0.8, 0.7, 2, 0.6, 0.4, 3]) == [0, 0, 1, 1, 2, 2, 3]  # DPM++ 2S midpoints
+    assert track([1.0, 0, 0.9, 0.7, 0.9, 1, 0.7, 0.4, 0.7, 2, 0.4, 0.4, 3], True) == [0, 0, 0, 1, 1, 1, 2, 2, 3]  # heunpp2
+    assert track([1.0, 0, 0.9, 1, 0.9, 0.7, 2, 0.7, 0.4, 3, 0.4]) == [0, 1, 1, 2, 2, 3, 3]   # sa_solver_pece
+    assert track([1.0, 0.9, 0.7]) == [0, 1, 2]                    # no callbacks: the sigma decides

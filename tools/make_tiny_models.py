@@ -10,6 +10,9 @@ every machine. Presets:
           records RD-RoPE settings (loras/), and a tiny RIFE model (frame_interpolation/)
   1.3b  : the Wan 2.1 T2V 1.3B shapes (D=1536, 12 heads, 30 blocks, FFN 8960), random weights,
           for benchmarks on a GPU machine only (about 2.8 GB in bf16)
+  14b   : the Wan 2.1 T2V 14B shapes (D=5120, 40 heads, 40 blocks, FFN 13824; also Phantom-Wan 14B and
+          Wan 2.2 A14B), random weights, for benchmarks on a GPU machine only: 28.6 GB in bf16, so
+          benchmarks build it in memory (state_dict(..., device="cuda"): seconds on a GPU) instead of a file
 
 Usage: python tools/make_tiny_models.py --comfyui <ComfyUI dir> --out <models dir> [--preset tiny]
 Writes <out>/<model folder>/<name>; skips files that are already current.
@@ -38,6 +41,8 @@ PRESETS = {
                  rife_name="mv2id_tiny_rife.safetensors"),
     "1.3b": dict(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30, vae_dim=96,
                  unet_name="mv2id_random_wan21_t2v_1.3b.safetensors", vae_name="mv2id_random_wan21_vae.safetensors"),
+    "14b": dict(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40, vae_dim=96,
+                unet_name="mv2id_random_wan21_t2v_14b.safetensors", vae_name="mv2id_random_wan21_vae.safetensors"),
 }
 
 
@@ -54,23 +59,44 @@ def _import_comfy(comfyui_dir: str):
     return comfy
 
 
-def _fill(name: str, shape, dtype, seed: int):
-    """A deterministic value for one tensor, chosen from its role (its name)."""
+def _fill(name: str, shape, dtype, seed: int, device="cpu"):
+    """A deterministic value for one tensor, chosen from its role (its name). On the CPU the values are the
+    same on every machine; on a GPU they come from its own generator (fast, for the large presets)."""
     import torch
-    g = torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
+    g = torch.Generator(device=device).manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
     leaf = name.rsplit(".", 1)[-1]
     if leaf == "gamma" or ("norm" in name and leaf == "weight"):
-        return torch.ones(shape, dtype=dtype)           # norm scales: identity
+        return torch.ones(shape, dtype=dtype, device=device)           # norm scales: identity
     if leaf == "bias" or leaf == "beta":
-        return (torch.randn(shape, generator=g) * 0.01).to(dtype)
+        return (torch.randn(shape, generator=g, device=device) * 0.01).to(dtype)
     if "modulation" in name:
-        return (torch.randn(shape, generator=g) * 0.02).to(dtype)
+        return (torch.randn(shape, generator=g, device=device) * 0.02).to(dtype)
     fan_in = int(math.prod(shape[1:])) if len(shape) > 1 else int(shape[0])
-    return (torch.randn(shape, generator=g) / math.sqrt(max(fan_in, 1))).to(dtype)
+    return (torch.randn(shape, generator=g, device=device) / math.sqrt(max(fan_in, 1))).to(dtype)
 
 
-def _state_dict(module, seed: int, dtype):
-    return {k: _fill(k, tuple(v.shape), dtype, seed).contiguous() for k, v in sorted(module.state_dict().items())}
+def _state_dict(module, seed: int, dtype, device="cpu", out_device=None):
+    """{name: filled tensor} for every tensor of `module` (built on the meta device), made on `device` and
+    moved to `out_device` (default: left where made) one by one, so a GPU holds one tensor at a time."""
+    out = {}
+    for k, v in sorted(module.state_dict().items()):
+        t = _fill(k, tuple(v.shape), dtype, seed, device).contiguous()
+        out[k] = t if out_device is None else t.to(out_device)
+    return out
+
+
+def wan21_state_dict(comfyui_dir: str, preset: str, seed: int = 0, dtype_name: str = "bfloat16", device="cpu",
+                     out_device="cpu") -> dict:
+    """The random Wan 2.1 T2V diffusion model of `preset` as a state dict, without writing a file (ComfyUI's
+    comfy.sd.load_diffusion_model_state_dict loads it). device="cuda" builds 14B in seconds."""
+    comfy = _import_comfy(comfyui_dir)
+    import torch
+    p = PRESETS[preset]
+    with torch.device("meta"):
+        model = comfy.ldm.wan.model.WanModel(
+            model_type="t2v", dim=p["dim"], ffn_dim=p["ffn_dim"], num_heads=p["num_heads"],
+            num_layers=p["num_layers"], operations=comfy.ops.disable_weight_init)
+    return _state_dict(model, seed, getattr(torch, dtype_name), device, out_device)
 
 
 def _digest(meta: dict) -> str:
@@ -129,11 +155,7 @@ def build(comfyui_dir: str, out_dir: str, preset: str = "tiny", seed: int = 0, d
     meta = dict(version=GENERATOR_VERSION, preset=preset, seed=seed, dtype=dtype_name, kind="wan21_t2v")
     path = os.path.join(out_dir, "diffusion_models", p["unet_name"])
     if not _is_current(path, meta):
-        with torch.device("meta"):
-            model = comfy.ldm.wan.model.WanModel(
-                model_type="t2v", dim=p["dim"], ffn_dim=p["ffn_dim"], num_heads=p["num_heads"],
-                num_layers=p["num_layers"], operations=comfy.ops.disable_weight_init)
-        _save(_state_dict(model, seed, dtype), path, meta)
+        _save(wan21_state_dict(comfyui_dir, preset, seed, dtype_name), path, meta)
         written.append(path)
 
     if "wan22_name" in p:

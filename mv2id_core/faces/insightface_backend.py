@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FaceAnalysisError, InputError
+from ..errors import FaceAnalysisError, InputError, check_choice
 from .align import norm_crop, resize_bilinear, warp_affine
 from .base import Face, FaceAnalyzer, as_rgb_uint8
 from .pose import pose_from_kps5, pose_from_landmarks3d
@@ -349,8 +349,7 @@ class InsightFaceAnalyzer(FaceAnalyzer):
             import onnxruntime as ort
         except ImportError as e:
             raise FaceAnalysisError(f"the insightface face backend needs onnxruntime ({e}); {_ORT_FIX}") from None
-        if provider not in PROVIDERS:
-            raise InputError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+        check_choice(provider, PROVIDERS, "provider")
         det_size = int(det_size)
         if det_size < 64 or det_size % 32:
             raise InputError(f"det_size must be a multiple of 32 and at least 64, got {det_size}")

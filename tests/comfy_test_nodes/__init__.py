@@ -44,8 +44,10 @@ class _CallLog:
 
     def __call__(self, executor, x, timestep, context, *args, **kwargs):
         topts = args[2] if len(args) > 2 else kwargs.get("transformer_options", {})
+        sigmas = topts.get("sigmas")
         self.calls.append({"batch": int(x.shape[0]), "frames": int(x.shape[2]),
-                           "cond_or_uncond": list(topts.get("cond_or_uncond", []))})
+                           "cond_or_uncond": list(topts.get("cond_or_uncond", [])),
+                           "sigma": float(sigmas.flatten()[0]) if sigmas is not None else None})
         return executor(x, timestep, context, *args, **kwargs)
 
 
@@ -159,28 +161,35 @@ class Mv2IDTestBackgroundModel(io.ComfyNode):
         return io.NodeOutput(_EllipseForeground())
 
 
-class Mv2IDTestEmptyImages(io.ComfyNode):
-    """An IMAGE batch with no images (no core node makes one), for bad-input tests."""
+class Mv2IDTestImage(io.ComfyNode):
+    """An IMAGE batch of random pixels (no core node makes an empty one or one with a NaN pixel), for
+    bad-input tests: batch 0 is an empty batch; bad_pixel puts a NaN or inf into the last image."""
 
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="Mv2IDTestEmptyImages",
+            node_id="Mv2IDTestImage",
             category="mv2id/testing",
-            description="TEST ONLY: an empty IMAGE batch [0, 64, 64, 3].",
-            inputs=[],
+            description="TEST ONLY: random IMAGE batch (batch 0: empty), optionally with a NaN / inf pixel.",
+            inputs=[io.Int.Input("width", default=64, min=1, max=4096, tooltip="Width."),
+                    io.Int.Input("height", default=64, min=1, max=4096, tooltip="Height."),
+                    io.Int.Input("batch", default=1, min=0, max=64, tooltip="Images (0: an empty batch)."),
+                    io.String.Input("bad_pixel", default="none", tooltip="none, nan or inf (in the last image).")],
             outputs=[io.Image.Output()],
         )
 
     @classmethod
-    def execute(cls) -> io.NodeOutput:
-        return io.NodeOutput(torch.zeros(0, 64, 64, 3))
+    def execute(cls, width, height, batch, bad_pixel) -> io.NodeOutput:
+        img = torch.rand(batch, height, width, 3, generator=torch.Generator().manual_seed(0))
+        if bad_pixel != "none" and batch > 0:
+            img[-1, height // 2, width // 2, 0] = float(bad_pixel)
+        return io.NodeOutput(img)
 
 
 class _TestExtension(ComfyExtension):
     async def get_node_list(self):
         return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestCallReport, Mv2IDTestLatentStats,
-                Mv2IDTestBackgroundModel, Mv2IDTestEmptyImages]
+                Mv2IDTestBackgroundModel, Mv2IDTestImage]
 
 
 async def comfy_entrypoint():
