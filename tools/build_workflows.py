@@ -176,120 +176,244 @@ def to_ui(spec: Spec, info: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- the workflows
-MODEL_NOTE = """## Model files (where each one goes)
-- **Diffusion model** `ComfyUI/models/diffusion_models/wan2.1_t2v_14B_fp16.safetensors`
-  (or the 1.3B `wan2.1_t2v_1.3B_fp16.safetensors`; fp8 variants work too)
-- **Text encoder** `ComfyUI/models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors`
-- **VAE** `ComfyUI/models/vae/wan_2.1_vae.safetensors`
-- **Face models** (insightface backend) `ComfyUI/models/insightface/models/antelopev2/*.onnx`;
-  or pick the `dlib` backend, which needs no model files.
-- **Upscaler** (optional) `ComfyUI/models/upscale_models/RealESRGAN_x2.safetensors`"""
-
-FACES_NOTE = """## 1. Face photos -> multi-view references
-Load 3 or more photos of the same person from different angles (front, left, right).
-**Mv2ID Face Views** finds the face in each, measures the head pose, keeps the views that
-cover the widest range of yaw, and crops them head-and-shoulders on white.
-Check the preview: the angle of each chosen view is written on it."""
-
-SAMPLE_NOTE = """## 2. Mv2ID sampling
-**Reference Conditioning** joins the references after the video latent.
-**RD-RoPE** gives all references one temporal position and separate spatial offsets, so the
-model combines the views instead of pasting the one whose pose matches.
-**Mv2ID Sampler** runs three-pass reference guidance in the first 20% of the steps
-(ref_start/ref_end) and plain text guidance after that (faster)."""
-
-OUTPUT_NOTE = """## 3. Decode, upscale, save
-The upscale model enlarges every frame; Image Scale brings it back to the target size.
-No upscale model? Delete the two upscale nodes and connect VAE Decode to Image Scale."""
-
+PHANTOM_14B = "Phantom-Wan-14B_fp16.safetensors"
+WAN22_HIGH_NOISE = "wan2.2_t2v_high_noise_14B_fp16.safetensors"
+DISTILL_LORA = "Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"
+MV2ID_LORA = "mv2id_lora.safetensors"
+FACE_FOLDER = "mv2id_faces"          # the photos: ComfyUI/input/mv2id_faces/
+# the standard Wan 2.1 negative prompt, as Phantom's generate.py uses it
+NEGATIVE = ("色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+            "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，"
+            "静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走")
 POSITIVE = ("A woman with short dark hair slowly turns her head from left to right, then looks over her shoulder, "
             "soft daylight, natural skin texture, realistic, high detail")
-NEGATIVE = ("blurry, low quality, distorted face, deformed, extra limbs, watermark, text, static, "
-            "oversaturated, jpeg artifacts")
+
+MODEL_NOTE = """## Model files (where each one goes)
+- **Video model: Phantom-Wan** (trained with reference frames; plain Wan 2.1 T2V ignores them)
+  `ComfyUI/models/diffusion_models/Phantom-Wan-14B_fp16.safetensors`; fp8 files
+  (`Phantom-Wan-14B_fp8_e4m3fn`, `Wan2_1-T2V-14B-Phantom_fp8_e4m3fn_scaled_KJ`) and the 1.3B
+  `Phantom-Wan-1_3B_fp16` load here too; GGUF files through *Unet Loader (GGUF)*.
+- **Text encoder** `ComfyUI/models/text_encoders/umt5_xxl_fp8_e4m3fn_scaled.safetensors`
+- **VAE** `ComfyUI/models/vae/wan_2.1_vae.safetensors`
+- **Background removal** `ComfyUI/models/background_removal/birefnet.safetensors`
+- **Frame interpolation** `ComfyUI/models/frame_interpolation/film_net_fp16.safetensors`
+- **Face models** (insightface backend) `ComfyUI/models/insightface/models/antelopev2/*.onnx`;
+  or pick the `dlib` backend, which needs no model files.
+- **Upscaler** (optional) `ComfyUI/models/upscale_models/RealESRGAN_x2.safetensors`
+Settings are Phantom's own: 832x480, 81 frames at 16 fps, UniPC, 50 steps, shift 5."""
+
+FACES_NOTE = """## 1. Face photos -> multi-view references
+Put 3 or more photos of the same person from different angles (front, left, right) into
+`ComfyUI/input/mv2id_faces/` (or pick another folder). **Load Face Photos** keeps every photo whole.
+**Remove Background** makes the white background the method expects. **Face Views** finds the
+face in each, measures the head pose, keeps the views that cover the widest range of yaw, and
+crops them head-and-shoulders. Check the preview: the angle of each view is written on it.
+*Older ComfyUI without Remove Background:* delete its two nodes (the crops then keep their
+background; remove it with another tool first) or update ComfyUI."""
+
+SAMPLE_NOTE = """## 2. Mv2ID sampling
+**Reference Conditioning** joins the references after the video latent (at most 4, like Phantom).
+**RD-RoPE** `auto` keeps Phantom's positions for Phantom-Wan and uses the paper's RD-RoPE only
+for an Mv2ID LoRA that was trained with it.
+**Mv2ID Sampler** runs three-pass reference guidance in the first 20% of the steps
+(ref_start/ref_end) and text guidance after that (a third fewer model passes)."""
+
+OUTPUT_NOTE = """## 3. Decode, interpolate, upscale, save
+**Frame interpolation** doubles the frame rate (16 -> 32 fps). The upscale model enlarges every frame;
+Image Scale brings it to the target size. No upscale model? Delete the two upscale nodes and connect
+the interpolated frames to Image Scale. *Older ComfyUI without frame interpolation:* delete its two
+nodes and set Create Video to 16 fps (or use the RIFE/VHS workflow)."""
 
 
-def _multiview_core(s: Spec, interpolate: bool = False):
-    s.group("Models", [-20, -60, 400, 540])
-    s.node(1, "UNETLoader", (0, 0), {"unet_name": "wan2.1_t2v_14B_fp16.safetensors", "weight_dtype": "default"},
-           size=(360, 90))
-    s.node(2, "ModelSamplingSD3", (0, 130), {"shift": 8.0}, size=(360, 60))
-    s.node(3, "CLIPLoader", (0, 230), {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan",
+def _models(s: Spec, unet: str = PHANTOM_14B, lora: str | None = None, lora_title: str = "LoRA"):
+    """Models group: diffusion model (+ LoRA) -> shift 5, text encoder, VAE. Returns the model node id."""
+    s.group("Models", [-20, -60, 400, 660])
+    s.node(1, "UNETLoader", (0, 0), {"unet_name": unet, "weight_dtype": "default"}, size=(360, 90))
+    model = 1
+    if lora:
+        s.node(6, "LoraLoaderModelOnly", (0, 110), {"lora_name": lora, "strength_model": 1.0}, title=lora_title,
+               size=(360, 80))
+        s.link(1, 0, 6, "model")
+        model = 6
+    s.node(2, "ModelSamplingSD3", (0, 220), {"shift": 5.0}, size=(360, 60))
+    s.link(model, 0, 2, "model")
+    s.node(3, "CLIPLoader", (0, 310), {"clip_name": "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "type": "wan",
                                        "device": "default"}, size=(360, 110))
-    s.node(4, "VAELoader", (0, 380), {"vae_name": "wan_2.1_vae.safetensors"}, size=(360, 60))
-    s.note(5, (0, 510), MODEL_NOTE, size=(380, 320))
-    s.link(1, 0, 2, "model")
+    s.node(4, "VAELoader", (0, 450), {"vae_name": "wan_2.1_vae.safetensors"}, size=(360, 60))
+    s.note(5, (0, 620), MODEL_NOTE, size=(380, 440))
+    return 2
 
+
+def _faces(s: Spec):
+    """Face photos -> background removal -> Face Views. Returns the Face Views node id."""
     s.group("1. Face photos -> multi-view references", [430, -60, 760, 1040], color="#8A8")
-    for i, (nid, name) in enumerate([(10, "mv2id_face_front.png"), (11, "mv2id_face_left.png"),
-                                     (12, "mv2id_face_right.png")]):
-        s.node(nid, "LoadImage", (450 + 240 * i, 0), {"image": name}, title=f"Face photo {i + 1}", size=(230, 320))
-    s.node(13, "ImageBatch", (450, 360), size=(200, 50))
-    s.node(14, "ImageBatch", (450, 440), size=(200, 50))
-    s.link(10, 0, 13, "image1"); s.link(11, 0, 13, "image2")
-    s.link(13, 0, 14, "image1"); s.link(12, 0, 14, "image2")
-    s.node(15, "Mv2IDFaceAnalyzer", (450, 530), {"backend": "insightface"}, size=(300, 130))
-    s.node(16, "Mv2IDFaceViews", (780, 360), {"num_views": 3}, size=(340, 260))
-    s.link(14, 0, 16, "images"); s.link(15, 0, 16, "analyzer")
-    s.node(17, "PreviewImage", (780, 730), title="Chosen views", size=(340, 220))
+    s.node(10, "Mv2IDLoadFacePhotos", (450, 0), {"folder": FACE_FOLDER, "max_size": 0}, size=(300, 130))
+    s.node(11, "LoadBackgroundRemovalModel", (450, 170), {"bg_removal_name": "birefnet.safetensors"},
+           size=(300, 60))
+    s.node(12, "RemoveBackground", (450, 270), size=(300, 50))
+    s.link(11, 0, 12, "bg_removal_model"); s.link(10, 0, 12, "image")
+    s.node(15, "Mv2IDFaceAnalyzer", (450, 370), {"backend": "insightface"}, size=(300, 170))
+    s.node(16, "Mv2IDFaceViews", (780, 0), {"num_views": 3, "mask_meaning": "subject"}, size=(340, 300))
+    s.link(10, 0, 16, "images"); s.link(15, 0, 16, "analyzer"); s.link(12, 0, 16, "mask")
+    s.node(17, "PreviewImage", (780, 360), title="Chosen views", size=(340, 260))
     s.link(16, 3, 17, "images")
-    s.note(18, (450, 760), FACES_NOTE, size=(300, 190))
+    s.note(18, (450, 580), FACES_NOTE, size=(300, 360))
+    return 16
 
-    s.group("2. Mv2ID sampling", [1220, -60, 820, 1040], color="#88A")
-    s.node(20, "CLIPTextEncode", (1240, 0), {"text": POSITIVE}, title="Positive prompt", size=(380, 160))
-    s.node(21, "CLIPTextEncode", (1240, 190), {"text": NEGATIVE}, title="Negative prompt", size=(380, 130))
+
+def _conditioning(s: Spec, views: int, model: int, x=1240):
+    """Text, Reference Conditioning, RD-RoPE. Returns (conditioning node id, patched model node id)."""
+    s.node(20, "CLIPTextEncode", (x, 0), {"text": POSITIVE}, title="Positive prompt", size=(380, 160))
+    s.node(21, "CLIPTextEncode", (x, 190), {"text": NEGATIVE}, title="Negative prompt", size=(380, 130))
     s.link(3, 0, 20, "clip"); s.link(3, 0, 21, "clip")
-    s.node(22, "Mv2IDReferenceConditioning", (1240, 360), {"width": 832, "height": 480, "length": 81,
-                                                           "batch_size": 1, "fit": "pad_white"}, size=(380, 250))
+    s.node(22, "Mv2IDReferenceConditioning", (x, 360), {"width": 832, "height": 480, "length": 81,
+                                                        "batch_size": 1, "fit": "pad_white"}, size=(380, 250))
     s.link(20, 0, 22, "positive"); s.link(21, 0, 22, "negative"); s.link(4, 0, 22, "vae")
-    s.link(16, 0, 22, "reference_images")
-    s.node(23, "Mv2IDRDRoPE", (1240, 650), {"mode": "rd", "offset": 1.0, "first_index": 1}, size=(380, 150))
-    s.link(2, 0, 23, "model"); s.link(22, 4, 23, "layout")
-    s.node(24, "Mv2IDSampler", (1650, 0), {"seed": 42, "steps": 30, "text_cfg": 7.5, "ref_cfg": 5.0,
-                                           "ref_start": 0.0, "ref_end": 0.2, "sampler_name": "uni_pc",
-                                           "scheduler": "simple", "denoise": 1.0,
-                                           "control_after_generate": "fixed"}, size=(360, 420))
-    s.link(23, 0, 24, "model"); s.link(22, 0, 24, "positive"); s.link(22, 1, 24, "negative_text")
-    s.link(22, 2, 24, "negative_img_text"); s.link(22, 3, 24, "latent")
-    s.note(25, (1650, 470), SAMPLE_NOTE, size=(360, 220))
+    s.link(views, 0, 22, "reference_images")
+    return 22
 
-    s.group("3. Decode, upscale, save", [2070, -60, 760, 1040], color="#A88")
-    s.node(30, "VAEDecode", (2090, 0), size=(220, 50))
-    s.link(24, 0, 30, "samples"); s.link(4, 0, 30, "vae")
-    s.node(31, "UpscaleModelLoader", (2090, 100), {"model_name": "RealESRGAN_x2.safetensors"}, size=(300, 60))
-    s.node(32, "ImageUpscaleWithModel", (2090, 200), size=(260, 50))
-    s.link(31, 0, 32, "upscale_model"); s.link(30, 0, 32, "image")
-    s.node(33, "ImageScale", (2090, 290), {"upscale_method": "lanczos", "width": 1280, "height": 736,
-                                           "crop": "disabled"}, title="Resize to target size", size=(300, 130))
+
+def _rdrope(s: Spec, model: int, cond: int, lora_name: str = "none", pos=(1240, 650)):
+    s.node(23, "Mv2IDRDRoPE", pos, {"mode": "auto", "offset": 1.0, "first_index": 1, "lora_name": lora_name},
+           size=(380, 180))
+    s.link(model, 0, 23, "model"); s.link(cond, 4, 23, "layout")
+    return 23
+
+
+def _sampler(s: Spec, model: int, cond: int, latent: tuple[int, int], widgets: dict, pos=(1650, 0),
+             title: str | None = None):
+    base = {"seed": 42, "steps": 50, "text_cfg": 7.5, "ref_cfg": 5.0, "ref_start": 0.0, "ref_end": 0.2,
+            "sampler_name": "uni_pc", "scheduler": "simple", "denoise": 1.0, "control_after_generate": "fixed"}
+    s.node(24, "Mv2IDSampler", pos, {**base, **widgets}, title=title, size=(360, 560))
+    s.link(model, 0, 24, "model"); s.link(cond, 0, 24, "positive"); s.link(cond, 1, 24, "negative_text")
+    s.link(cond, 2, 24, "negative_img_text"); s.link(latent[0], latent[1], 24, "latent")
+    return 24
+
+
+def _output(s: Spec, sampled: int, interpolate: str = "core", x=2070):
+    """Decode -> (frame interpolation) -> upscale -> resize -> video."""
+    s.group("3. Decode, interpolate, upscale, save", [x - 20, -60, 760, 1040], color="#A88")
+    s.node(30, "VAEDecode", (x, 0), size=(220, 50))
+    s.link(sampled, 0, 30, "samples"); s.link(4, 0, 30, "vae")
+    frames = 30
+    if interpolate == "core":
+        s.node(37, "FrameInterpolationModelLoader", (x, 90), {"model_name": "film_net_fp16.safetensors"},
+               size=(300, 60))
+        s.node(38, "FrameInterpolate", (x, 190), {"multiplier": 2}, size=(300, 80))
+        s.link(37, 0, 38, "interp_model"); s.link(30, 0, 38, "images")
+        frames = 38
+    s.node(31, "UpscaleModelLoader", (x, 310), {"model_name": "RealESRGAN_x2.safetensors"}, size=(300, 60))
+    s.node(32, "ImageUpscaleWithModel", (x, 410), size=(260, 50))
+    s.link(31, 0, 32, "upscale_model"); s.link(frames, 0, 32, "image")
+    s.node(33, "ImageScale", (x, 500), {"upscale_method": "lanczos", "width": 1280, "height": 736,
+                                        "crop": "disabled"}, title="Resize to target size", size=(300, 130))
     s.link(32, 0, 33, "image")
-    if interpolate:
-        s.node(34, "RIFE VFI", (2420, 0), {"ckpt_name": "rife47.pth", "clear_cache_after_n_frames": 10,
-                                           "multiplier": 2, "fast_mode": True, "ensemble": True,
-                                           "scale_factor": 1.0}, size=(300, 200))
+    if interpolate == "rife_vhs":
+        s.node(34, "RIFE VFI", (x + 330, 0), {"ckpt_name": "rife47.pth", "clear_cache_after_n_frames": 10,
+                                              "multiplier": 2, "fast_mode": True, "ensemble": True,
+                                              "scale_factor": 1.0}, size=(300, 200))
         s.link(33, 0, 34, "frames")
-        s.node(35, "VHS_VideoCombine", (2420, 240), {"frame_rate": 32.0, "loop_count": 0,
-                                                     "filename_prefix": "mv2id/mv2id_rife", "format": "video/h264-mp4",
-                                                     "pingpong": False, "save_output": True, "pix_fmt": "yuv420p",
-                                                     "crf": 19, "save_metadata": True, "trim_to_audio": False},
+        s.node(35, "VHS_VideoCombine", (x + 330, 240), {"frame_rate": 32.0, "loop_count": 0,
+                                                        "filename_prefix": "mv2id/mv2id_rife",
+                                                        "format": "video/h264-mp4", "pingpong": False,
+                                                        "save_output": True, "pix_fmt": "yuv420p", "crf": 19,
+                                                        "save_metadata": True, "trim_to_audio": False},
                size=(320, 400))
         s.link(34, 0, 35, "images")
     else:
-        s.node(34, "CreateVideo", (2420, 0), {"fps": 16.0}, size=(260, 80))
+        fps = 32.0 if interpolate == "core" else 16.0
+        s.node(34, "CreateVideo", (x + 330, 0), {"fps": fps}, size=(260, 80))
         s.link(33, 0, 34, "images")
-        s.node(35, "SaveVideo", (2420, 120), {"filename_prefix": "mv2id/mv2id", "format": "mp4", "format.codec": "h264"},
-               size=(360, 400))
+        s.node(35, "SaveVideo", (x + 330, 120), {"filename_prefix": "mv2id/mv2id", "format": "mp4",
+                                                  "format.codec": "h264"}, size=(360, 400))
         s.link(34, 0, 35, "video")
-    s.note(36, (2090, 480), OUTPUT_NOTE, size=(300, 160))
+    s.note(36, (x, 680), OUTPUT_NOTE, size=(300, 300))
 
 
-def spec_multiview() -> Spec:
-    s = Spec("mv2id_multiview_t2v")
-    _multiview_core(s)
+def _main(name: str, lora: str | None = None, lora_title: str = "LoRA", rdrope_lora: str = "none",
+          sampler: dict | None = None, interpolate: str = "core", note: str = SAMPLE_NOTE) -> Spec:
+    s = Spec(name)
+    model = _models(s, lora=lora, lora_title=lora_title)
+    views = _faces(s)
+    s.group("2. Mv2ID sampling", [1220, -60, 820, 1040], color="#88A")
+    cond = _conditioning(s, views, model)
+    patched = _rdrope(s, model, cond, rdrope_lora)
+    sampled = _sampler(s, patched, cond, (cond, 3), sampler or {})
+    s.note(25, (1650, 620), note, size=(360, 320))
+    _output(s, sampled, interpolate)
     return s
 
 
+def spec_multiview() -> Spec:
+    """(a) the main workflow: Phantom-Wan 14B, background removal, Face Views, core frame interpolation."""
+    return _main("mv2id_multiview_t2v")
+
+
 def spec_multiview_rife() -> Spec:
-    s = Spec("mv2id_multiview_t2v_rife_vhs")
-    _multiview_core(s, interpolate=True)
+    """The same with ComfyUI-Frame-Interpolation's RIFE and VideoHelperSuite's Video Combine."""
+    return _main("mv2id_multiview_t2v_rife_vhs", interpolate="rife_vhs")
+
+
+LORA_NOTE = """## 2. Mv2ID sampling with your trained LoRA
+**LoraLoaderModelOnly** loads the LoRA `mv2id-train` wrote (`runs/<name>/mv2id_lora.safetensors`, copied
+to `ComfyUI/models/loras/`). Pick **the same file** as `lora_name` in **Mv2ID RD-RoPE**: `auto` then
+uses the RD-RoPE settings recorded in it (the log says `rd positions ... recorded in the LoRA`), so the
+positions match training. Train it on Phantom-Wan, as docs/training.md recommends."""
+
+
+def spec_trained_lora() -> Spec:
+    """(b) an Mv2ID LoRA trained with mv2id-train: LoraLoaderModelOnly + the same file in lora_name (-> rd)."""
+    return _main("mv2id_trained_lora", lora=MV2ID_LORA, lora_title="Mv2ID LoRA (mv2id-train)",
+                 rdrope_lora=MV2ID_LORA, note=LORA_NOTE)
+
+
+DISTILLED_NOTE = """## 2. Fast: a distillation LoRA, 8 steps
+A step-distillation LoRA (lightx2v cfg-step-distill, CausVid) samples in 4-8 steps at cfg 1, where
+every three-pass guider drops to one pass and reference guidance is off. Here reference guidance
+runs on the first step only (ref_end 0.125 of 8 steps) and one pass after it (`outside_window`
+= `no_cfg`): 10 model passes per video, 1/9 of Phantom's 90 at 30 steps. Euler, simple schedule."""
+
+
+def spec_distilled() -> Spec:
+    """A distillation LoRA with 8 steps: three passes on step 0, one pass after it."""
+    return _main("mv2id_distilled_8steps", lora=DISTILL_LORA, lora_title="Step-distillation LoRA",
+                 sampler={"steps": 8, "ref_end": 0.125, "outside_window": "no_cfg", "sampler_name": "euler"},
+                 note=DISTILLED_NOTE)
+
+
+TWO_STAGE_NOTE = """## 2. Wan 2.2 two-stage
+There is no Phantom for Wan 2.2. **Stage 1**: Wan 2.2 A14B high-noise lays out the motion for the
+first 10 of 20 steps from the text alone (KSamplerAdvanced, cfg 3.5, leftover noise kept).
+**Stage 2**: Phantom-Wan 14B finishes steps 10-20 with the references and reference guidance
+(Mv2ID Sampler: add_noise disable, start_at_step 10). Both stages use the same steps, sampler,
+scheduler and shift, so the hand-over lands on the same sigma."""
+
+
+def spec_wan22_two_stage() -> Spec:
+    """(c) Wan 2.2 A14B high-noise without references, then Phantom-Wan with references."""
+    s = Spec("mv2id_wan22_two_stage")
+    model = _models(s)
+    s.node(7, "UNETLoader", (0, 1080), {"unet_name": WAN22_HIGH_NOISE, "weight_dtype": "default"},
+           title="Wan 2.2 A14B high-noise", size=(360, 90))
+    s.node(8, "ModelSamplingSD3", (0, 1190), {"shift": 5.0}, size=(360, 60))
+    s.link(7, 0, 8, "model")
+    views = _faces(s)
+    s.group("2. Two stages", [1220, -60, 1240, 1100], color="#88A")
+    cond = _conditioning(s, views, model)
+    patched = _rdrope(s, model, cond)
+    s.node(26, "KSamplerAdvanced", (1650, 0), {"add_noise": "enable", "noise_seed": 42, "steps": 20, "cfg": 3.5,
+                                               "sampler_name": "euler", "scheduler": "simple", "start_at_step": 0,
+                                               "end_at_step": 10, "return_with_leftover_noise": "enable",
+                                               "control_after_generate": "fixed"},
+           title="Stage 1: Wan 2.2 high-noise (no references)", size=(360, 340))
+    s.link(8, 0, 26, "model"); s.link(20, 0, 26, "positive"); s.link(21, 0, 26, "negative")
+    s.link(cond, 3, 26, "latent_image")
+    sampled = _sampler(s, patched, cond, (26, 0), {"steps": 20, "sampler_name": "euler", "add_noise": "disable",
+                                                     "start_at_step": 10, "end_at_step": 10000,
+                                                     "return_with_leftover_noise": "disable"}, pos=(2040, 0),
+                       title="Stage 2: Phantom-Wan with references")
+    s.note(25, (1650, 380), TWO_STAGE_NOTE, size=(360, 300))
+    _output(s, sampled, "core", x=2490)
     return s
 
 
@@ -339,7 +463,8 @@ def spec_identity_score() -> Spec:
     return s
 
 
-ALL = [spec_multiview, spec_multiview_rife, spec_face_views, spec_identity_score]
+ALL = [spec_multiview, spec_multiview_rife, spec_trained_lora, spec_distilled, spec_wan22_two_stage,
+       spec_face_views, spec_identity_score]
 
 
 def build_all(info: dict) -> dict[str, dict]:

@@ -27,11 +27,21 @@ import comfy_server  # noqa: E402
 import workflow_api  # noqa: E402
 
 PHOTO_NAMES = ("mv2id_face_front.png", "mv2id_face_left.png", "mv2id_face_right.png")
-MODEL_INPUTS = {"UNETLoader": "unet_name", "VAELoader": "vae_name", "CLIPLoader": "clip_name"}
+FACE_FOLDER = "mv2id_faces"
+# the loaders of optional stages (newer core nodes): kept as placeholders when this ComfyUI lacks them
+LOADERS_OF_OPTIONAL = {"LoadBackgroundRemovalModel", "FrameInterpolationModelLoader"}
+MODEL_INPUTS = {"UNETLoader": "unet_name", "VAELoader": "vae_name", "CLIPLoader": "clip_name",
+                "LoraLoaderModelOnly": "lora_name"}
 
 
 def log(msg: str):
     print(f"[mv2id-demo] {msg}", file=sys.stderr, flush=True)
+
+
+def offered(info: dict, node_type: str, name: str) -> list:
+    """The values this ComfyUI offers for a combo input (e.g. the model files it found)."""
+    spec = next((i for i in workflow_api.input_specs(info[node_type]) if i.name == name), None)
+    return spec.combo_options if spec else []
 
 
 def missing_models(prompt: dict, info: dict) -> list[str]:
@@ -39,31 +49,76 @@ def missing_models(prompt: dict, info: dict) -> list[str]:
     for node in prompt.values():
         key = MODEL_INPUTS.get(node["class_type"])
         if key:
-            options = info[node["class_type"]]["input"]["required"][key][0]
-            if node["inputs"].get(key) not in options:
+            if node["inputs"].get(key) not in offered(info, node["class_type"], key):
                 out.append(f"{node['class_type']}.{key}={node['inputs'].get(key)}")
     return out
 
 
-def bypass(prompt: dict, nid: str, through: str) -> None:
-    """Remove node `nid`; whoever used its output 0 now uses what fed its input `through`."""
-    src = prompt[nid]["inputs"][through]
+def bypass(prompt: dict, nid: str, through: str | None) -> None:
+    """Remove node `nid`; whoever used its output 0 now uses what fed its input `through` (with no
+    `through`, that input is removed from its users: only for optional inputs such as a mask)."""
+    src = prompt[nid]["inputs"][through] if through else None
     del prompt[nid]
     for node in prompt.values():
-        for k, v in node["inputs"].items():
+        for k, v in list(node["inputs"].items()):
             if isinstance(v, list) and len(v) == 2 and v[0] == nid:
-                node["inputs"][k] = src
+                if src is None:
+                    del node["inputs"][k]
+                else:
+                    node["inputs"][k] = src
 
 
 def drop_unused(prompt: dict, info: dict) -> None:
     """Remove non-output nodes nobody consumes (e.g. a loader left behind by a bypass)."""
     while True:
         used = {v[0] for n in prompt.values() for v in n["inputs"].values() if isinstance(v, list) and len(v) == 2}
-        dead = [k for k, n in prompt.items() if k not in used and not info[n["class_type"]].get("output_node")]
+        dead = [k for k, n in prompt.items() if k not in used and not info.get(n["class_type"], {}).get("output_node")]
         if not dead:
             return
         for k in dead:
             del prompt[k]
+
+
+# stages a workflow works without: node type -> (input that passes through, the model loader and its file
+# input, what the video loses); the demo leaves a stage out when this ComfyUI lacks the node or its model
+OPTIONAL_STAGES = {
+    "RemoveBackground": (None, ("bg_removal_model", "bg_removal_name"), "the reference crops keep their background"),
+    "FrameInterpolate": ("images", ("interp_model", "model_name"), "no frame interpolation (half the frame rate, same duration)"),
+    "ImageUpscaleWithModel": ("image", ("upscale_model", "model_name"), "no upscaling model (resized only)"),
+}
+
+
+def _model_file(prompt: dict, node: dict, info: dict, loader_input: str, file_input: str) -> str | None:
+    """The model file a stage's loader names when this ComfyUI does not offer it (else None)."""
+    ref = node["inputs"].get(loader_input)
+    loader = prompt.get(ref[0]) if isinstance(ref, list) else None
+    if loader is None or loader["class_type"] not in info:
+        return None
+    name = loader["inputs"].get(file_input)
+    return None if not isinstance(name, str) or name in offered(info, loader["class_type"], file_input) else name
+
+
+def leave_out_optional_stages(p: dict, info: dict, notes: list[str]) -> None:
+    for nid, node in list(p.items()):
+        stage = OPTIONAL_STAGES.get(node["class_type"])
+        if stage is None:
+            continue
+        through, (loader_input, file_input), loss = stage
+        why = None
+        if node["class_type"] not in info:
+            why = "this ComfyUI has no " + node["class_type"]
+        elif (missing := _model_file(p, node, info, loader_input, file_input)):
+            why = f"{missing!r} is not installed"
+        if why is None:
+            continue
+        notes.append(f"{node['class_type']} left out ({why}): {loss}")
+        # the frame multiplier (FrameInterpolate's only widget; saved values only when this ComfyUI lacks the node)
+        multiplier = node["inputs"].get("multiplier", (node["_meta"].get("widgets_values") or [None])[0])
+        bypass(p, nid, through)
+        if node["class_type"] == "FrameInterpolate" and isinstance(multiplier, int):
+            for other in p.values():          # keep the video's duration
+                if other["class_type"] == "CreateVideo" and isinstance(other["inputs"].get("fps"), (int, float)):
+                    other["inputs"]["fps"] = other["inputs"]["fps"] / multiplier
 
 
 def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict, list[str]]:
@@ -76,16 +131,14 @@ def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict
     if tiny:
         notes.append("running on the embedded tiny models" + (f" (missing: {', '.join(missing)})" if missing else ""))
         p = workflow_api.rewrite_for_tiny_models(p)
-    for nid, node in list(p.items()):
-        if node["class_type"] == "ImageUpscaleWithModel":
-            loader = p.get(node["inputs"]["upscale_model"][0])
-            name = loader and loader["inputs"].get("model_name")
-            if name not in info["UpscaleModelLoader"]["input"]["required"]["model_name"][0]:
-                notes.append(f"upscale model {name!r} not installed: upscaling bypassed")
-                bypass(p, nid, "image")
+        if any(n["class_type"] in workflow_api.TINY_STAND_INS.values() for n in p.values()):
+            notes.append("background removal by the test-only stand-in (BiRefNet has no tiny version): "
+                         "a centred ellipse is kept as the person")
+    leave_out_optional_stages(p, info, notes)
+    for node in p.values():
         if node["class_type"] == "Mv2IDFaceAnalyzer" and node["inputs"].get("backend") == "insightface":
             pack = node["inputs"].get("insightface_pack", "antelopev2")
-            if not any((d / "insightface" / "models" / pack).is_dir() for d in (comfy_models,)):
+            if not (comfy_models / "insightface" / "models" / pack).is_dir():
                 notes.append(f"insightface pack {pack!r} not installed: using the offline dlib backend")
                 node["inputs"]["backend"] = "dlib"
     drop_unused(p, info)
@@ -93,7 +146,8 @@ def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict
 
 
 def example_photos(dest: Path) -> None:
-    """Three example inputs made from the portrait that ships inside the insightface wheel."""
+    """Three example photos made from the portrait that ships inside the insightface wheel, written to
+    `dest` (for Load Image nodes) and to dest/mv2id_faces/ (the main workflow's Load Face Photos folder)."""
     import importlib.util
     from PIL import Image, ImageOps
     spec = importlib.util.find_spec("insightface")
@@ -104,8 +158,10 @@ def example_photos(dest: Path) -> None:
     img = Image.open(src).convert("RGB")
     w, h = img.size
     views = [img, ImageOps.mirror(img), img.crop((w // 8, 0, w, h)).rotate(8, expand=False, fillcolor=(255, 255, 255))]
+    (dest / FACE_FOLDER).mkdir(parents=True, exist_ok=True)
     for name, im in zip(PHOTO_NAMES, views):
         im.save(dest / name)
+        im.save(dest / FACE_FOLDER / name)
 
 
 def main(argv=None):
@@ -129,15 +185,17 @@ def main(argv=None):
         photos = sorted(p for p in Path(a.photos).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
         if len(photos) < 3:
             raise SystemExit(f"--photos {a.photos}: need 3 face photos, found {len(photos)}")
+        (base / "input" / FACE_FOLDER).mkdir(parents=True, exist_ok=True)
         for name, src in zip(PHOTO_NAMES, photos):
             shutil.copyfile(src, base / "input" / name)
+            shutil.copyfile(src, base / "input" / FACE_FOLDER / name)
     else:
         example_photos(base / "input")
     log(f"starting ComfyUI ({host.comfyui})")
     t0 = time.time()
     with server:
         info = server.object_info()
-        prompt = workflow_api.ui_to_api(workflow, info)
+        prompt = workflow_api.ui_to_api(workflow, info, optional_types=set(OPTIONAL_STAGES) | LOADERS_OF_OPTIONAL)
         prompt, notes = adapt(prompt, info, a.mode, host.comfyui / "models")
         for n in notes:
             log(n)

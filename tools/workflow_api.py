@@ -175,17 +175,25 @@ def widget_values_for_ui(info: dict, chosen: dict) -> tuple[list, dict]:
 
 
 # ----------------------------------------------------------------------------- UI workflow -> API prompt
-def ui_to_api(workflow: dict, object_info: dict) -> dict:
+def ui_to_api(workflow: dict, object_info: dict, optional_types: set[str] = frozenset()) -> dict:
     """Convert a UI-format workflow (what the ComfyUI page saves) into an API prompt, as the page's
     own graphToPrompt does. Notes and other frontend-only nodes are dropped; muted nodes (mode 2)
     are dropped; bypassed nodes (mode 4) are refused (their pass-through wiring is a frontend
     concept). A node saved with `widgets_values_named` (frontend 1.49+) must agree with its
     positional values, else the layout rules above no longer match the frontend: an error.
+    A node of a type in `optional_types` that this server does not know is kept with its links only
+    (its saved widget values in _meta), so the caller can leave that stage out.
     """
     links = {lk[0]: lk for lk in workflow.get("links", [])}
     prompt = {}
     for node in workflow["nodes"]:
         ctype = node["type"]
+        if ctype not in object_info and ctype in optional_types:
+            prompt[str(node["id"])] = {"class_type": ctype, "_meta": {"title": node.get("title", ctype),
+                                                                      "widgets_values": node.get("widgets_values")},
+                                       "inputs": {i["name"]: [str(links[i["link"]][1]), links[i["link"]][2]]
+                                                  for i in node.get("inputs", []) or [] if i.get("link") is not None}}
+            continue
         if ctype not in object_info:
             if ctype in FRONTEND_ONLY:
                 continue
@@ -218,6 +226,8 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
 TINY_UNET = PRESETS["tiny"]["unet_name"]
 TINY_VAE = PRESETS["tiny"]["vae_name"]
 TINY_WAN22 = PRESETS["tiny"]["wan22_name"]
+TINY_LORA = PRESETS["tiny"]["lora_name"]
+TINY_RIFE = PRESETS["tiny"]["rife_name"]
 # how an example workflow runs on the tiny models (the demo and the browser tests): small enough for a
 # CPU to finish in seconds, references and video at their real aspect
 TINY_RUN = {"width": 256, "height": 160, "length": 17, "steps": 8, "ref": 128}
@@ -227,11 +237,32 @@ TEXT_LOADER_TYPES = {"CLIPLoader", "DualCLIPLoader"}
 TINY_INPUTS = {
     "UNETLoader": {"unet_name": TINY_UNET, "weight_dtype": "default"},
     "VAELoader": {"vae_name": TINY_VAE},
+    "LoraLoaderModelOnly": {"lora_name": TINY_LORA},
+    "FrameInterpolationModelLoader": {"model_name": TINY_RIFE},
     "Mv2IDReferenceConditioning": {k: TINY_RUN[k] for k in ("width", "height", "length")},
     "Mv2IDFaceViews": {"width": TINY_RUN["ref"], "height": TINY_RUN["ref"]},
     "ImageScale": {"width": 2 * TINY_RUN["width"], "height": 2 * TINY_RUN["height"]},
 }
+# a named LoRA in RD-RoPE's lora_name becomes the tiny LoRA (it records RD-RoPE settings, as mv2id-train's do)
+TINY_NAMED_LORA = {"Mv2IDRDRoPE": "lora_name"}
+# sampler node -> its steps input; start/end steps scale with it so a two-stage split stays a split
 TINY_MAX_STEPS = {"Mv2IDSampler": "steps", "KSamplerAdvanced": "steps", "KSampler": "steps"}
+STEP_RANGE_INPUTS = ("start_at_step", "end_at_step")
+# model loaders no small model can stand in for -> the test-only node that does their job
+TINY_STAND_INS = {"LoadBackgroundRemovalModel": "Mv2IDTestBackgroundModel"}
+
+
+def tiny_steps(inputs: dict, steps_key: str) -> None:
+    """Reduce a sampler's steps to TINY_RUN's and scale its start/end steps with them (in place)."""
+    steps = inputs.get(steps_key)
+    if not isinstance(steps, int) or steps <= TINY_RUN["steps"]:
+        return
+    n = TINY_RUN["steps"]
+    inputs[steps_key] = n
+    for k in STEP_RANGE_INPUTS:
+        v = inputs.get(k)
+        if isinstance(v, int) and v < steps:
+            inputs[k] = round(v * n / steps)
 
 
 def rewrite_for_tiny_models(prompt: dict, text_len: int = 16, seed: int = 0) -> dict:
@@ -239,7 +270,8 @@ def rewrite_for_tiny_models(prompt: dict, text_len: int = 16, seed: int = 0) -> 
 
     umT5-XXL cannot be shrunk, so every text-encode node becomes the test-only
     Mv2IDTestConditioning node (random embeddings of the right shape, seeded by the prompt
-    text so positive and negative differ) and the text-encoder loader is removed.
+    text so positive and negative differ) and the text-encoder loader is removed; a background-
+    removal model (BiRefNet has a fixed, large size) becomes the test-only stand-in.
     """
     p = copy.deepcopy(prompt)
     for nid in [k for k, v in p.items() if v["class_type"] in TEXT_LOADER_TYPES]:
@@ -250,10 +282,14 @@ def rewrite_for_tiny_models(prompt: dict, text_len: int = 16, seed: int = 0) -> 
             text = node["inputs"].get("text", "")
             node["class_type"] = "Mv2IDTestConditioning"
             node["inputs"] = {"seed": seed + (sum(map(ord, str(text))) % 100_000), "tokens": text_len}
+        elif ct in TINY_STAND_INS:
+            node["class_type"], node["inputs"] = TINY_STAND_INS[ct], {}
         for k, v in TINY_INPUTS.get(ct, {}).items():
             if k in node["inputs"] and not isinstance(node["inputs"][k], list):   # a linked input stays linked
                 node["inputs"][k] = v
-        steps = TINY_MAX_STEPS.get(ct)
-        if steps and isinstance(node["inputs"].get(steps), int):
-            node["inputs"][steps] = min(node["inputs"][steps], TINY_RUN["steps"])
+        key = TINY_NAMED_LORA.get(ct)
+        if key and node["inputs"].get(key) not in (None, "none"):
+            node["inputs"][key] = TINY_LORA
+        if ct in TINY_MAX_STEPS:
+            tiny_steps(node["inputs"], TINY_MAX_STEPS[ct])
     return p
