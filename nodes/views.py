@@ -123,15 +123,22 @@ class Mv2IDFaceViews(io.ComfyNode):
 
 
 # ------------------------------------------------------------------------------------ Load Face Photos
+DEFAULT_FOLDER = "mv2id_faces"     # the example workflows' folder: input/mv2id_faces/
+MAX_FOLDER_DEPTH = 3               # input/ can hold large trees (video frames); look this deep, no deeper
+
+
 def photo_folders() -> list[str]:
-    """Every folder under ComfyUI's input directory (relative, '/'-separated), sorted; hidden ones skipped."""
+    """Folders under ComfyUI's input directory that hold photos (relative, '/'-separated), the example
+    workflows' folder first, the others sorted; hidden ones skipped."""
     root = folder_paths.get_input_directory()
     found = []
-    for dirpath, dirnames, _ in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for d in dirnames:
-            found.append(os.path.relpath(os.path.join(dirpath, d), root).replace(os.sep, "/"))
-    return found
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        depth = 0 if rel == "." else rel.count(os.sep) + 1
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")) if depth < MAX_FOLDER_DEPTH else []
+        if depth and any(f.lower().endswith(IMAGE_EXTENSIONS) for f in filenames):
+            found.append(rel.replace(os.sep, "/"))
+    return sorted(found, key=lambda f: (f != DEFAULT_FOLDER, f))
 
 
 def load_photo(path, max_size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -42,6 +42,8 @@ DYNAMIC_COMBOS = {
     "insightface_pack": "also `buffalo_l` or any other pack folder in `models/insightface/models/`",
     "sampler_name": "any of ComfyUI's samplers",
     "scheduler": "any of ComfyUI's schedulers",
+    "curricularface_model": "or any model file in `models/curricularface/`",
+    "folder": "any folder in ComfyUI's `input/` (e.g. `mv2id_faces`)",
 }
 
 
