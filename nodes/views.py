@@ -218,19 +218,17 @@ class Mv2IDLoadFacePhotos(io.ComfyNode):
     @classmethod
     def execute(cls, folder, max_size) -> io.NodeOutput:
         root = os.path.realpath(folder_paths.get_input_directory())
-        known = photo_folders()
-        if folder not in known:
+        path = os.path.realpath(os.path.join(root, folder))
+        if os.path.commonpath([root, path]) != root or not os.path.isdir(path):
+            known = photo_folders()
             raise InputError(f"folder {folder!r} is not a folder in ComfyUI's input directory ({root}); "
                              + (f"choose one of: {', '.join(known[:20])}" + (" ..." if len(known) > 20 else "")
                                 if known else "create one there (e.g. input/my_person/), put the photos in it "
                                               "and refresh."))
-        path = os.path.realpath(os.path.join(root, folder))
-        if os.path.commonpath([root, path]) != root:
-            raise InputError(f"folder {folder!r} lies outside ComfyUI's input directory.")
         files = list_media(path, IMAGE_EXTENSIONS)
         if not files:
             raise InputError(f"no photos in input/{folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); put the "
-                             f"photos of the person there.")
+                             f"photos of the person there and refresh.")
         photos = [load_photo(f, int(max_size)) for f in files]
         images, masks = photo_batch(photos)
         return io.NodeOutput(torch.from_numpy(images), torch.from_numpy(masks), "\n".join(f.name for f in files))

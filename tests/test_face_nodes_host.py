@@ -150,7 +150,7 @@ def test_load_face_photos_bad_folders(healthy, media, folder, msg):
         healthy.run(g.prompt(), timeout=60)
     # newer hosts refuse a combo value outside the list themselves (naming the value and the valid ones)
     host_check = f'"received_value": "{folder}"' in str(ei.value) and PHOTOS in str(ei.value)
-    assert msg in str(ei.value) or (host_check and folder != "mv2id_no_photos"), str(ei.value)
+    assert msg in str(ei.value) or host_check, str(ei.value)
 
 
 def test_image_without_face_is_named_and_server_stays_healthy(healthy, media):
