@@ -66,12 +66,13 @@ def _models(a) -> Path:
 
 def _cache(a, folder: Path) -> Path:
     import torch
+    from mv2id_core.latents import latent_shape
     from mv2id_train.cache_format import CacheWriter
     g = torch.Generator().manual_seed(0)
-    t, h, w = (a.length - 1) // 4 + 1, a.height // 8, a.width // 8
+    _, c, t, h, w = latent_shape(1, a.length, a.height, a.width)
     wr = CacheWriter(folder, {"synthetic": True})
     for i in range(2):
-        wr.add(f"b{i}", torch.randn(16, t, h, w, generator=g), [torch.randn(16, a.refs, h, w, generator=g)],
+        wr.add(f"b{i}", torch.randn(c, t, h, w, generator=g), [torch.randn(c, a.refs, h, w, generator=g)],
                torch.randn(a.text_tokens, 4096, generator=g))
     wr.close()
     return folder

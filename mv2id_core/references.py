@@ -38,8 +38,8 @@ def fit_references(images: torch.Tensor, width: int, height: int, mode: str = "p
     """
     check_choice(mode, FIT_MODES, "fit")
     if images is None or images.ndim != 4 or images.shape[0] == 0:
-        raise InputError("no reference images: connect 1 or more face images (e.g. from "
-                             "'Mv2ID Face Views' or Load Image) to reference_images.")
+        raise InputError("no reference images: give 1 or more images as a batch [N, H, W, C] (e.g. the "
+                         "head-and-shoulder crops Face Views makes).")
     x = to_rgb_on_white(images.float()).movedim(-1, 1)  # [N,3,H,W]
     n, _, h, w = x.shape
     if mode == "none":

@@ -21,11 +21,6 @@ def _collect() -> list[type[io.ComfyNode]]:
     for name in _MODULES:
         try:
             mod = importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError as e:
-            if e.name == f"{__name__}.{name}":
-                continue  # feature not present in this build
-            log.warning("[Mv2ID] nodes from %s are unavailable: %s", name, e)
-            continue
         except Exception as e:  # never take the whole pack down
             log.warning("[Mv2ID] nodes from %s are unavailable: %s: %s", name, type(e).__name__, e)
             continue

@@ -27,10 +27,7 @@ def _fit(a):
 
 @pytest.fixture(scope="module")
 def analyzer():
-    try:
-        from mv2id_core.faces import load_analyzer
-    except ImportError:
-        pytest.skip("the dlib face backend (mv2id_core.faces.load_analyzer) is not in this build yet")
+    from mv2id_core.faces import load_analyzer
     return load_analyzer("dlib")
 
 
