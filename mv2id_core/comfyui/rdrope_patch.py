@@ -102,11 +102,7 @@ def patch_rdrope(model, config: RDRoPEConfig, expected_refs: int | None = None):
     m = model.clone()
     dm = m.get_model_object("diffusion_model")
     # keep another node's rope_encode patch on this clone, but never stack RD-RoPE on itself
-    original = m.object_patches.get("diffusion_model.rope_encode")
-    if isinstance(original, RDRoPEEncode):
-        original = original.original
-    if original is None:
-        original = types.MethodType(type(dm).rope_encode, dm)
+    original = _underlying(m.object_patches.get("diffusion_model.rope_encode"), dm)
     m.add_object_patch("diffusion_model.rope_encode", RDRoPEEncode(dm, config, original))
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
@@ -116,11 +112,16 @@ def patch_rdrope(model, config: RDRoPEConfig, expected_refs: int | None = None):
 
 def install_on_model(diffusion_model, config: RDRoPEConfig) -> None:
     """Put the same rope_encode replacement on a bare WanModel instance (training has no ModelPatcher)."""
-    original = types.MethodType(type(diffusion_model).rope_encode, diffusion_model)
-    current = getattr(diffusion_model, "rope_encode", None)
-    if isinstance(current, RDRoPEEncode):
-        original = current.original
+    original = _underlying(getattr(diffusion_model, "rope_encode", None), diffusion_model)
     diffusion_model.rope_encode = RDRoPEEncode(diffusion_model, config, original)
+
+
+def _underlying(current, diffusion_model):
+    """What an RD-RoPE replacement wraps: the current rope_encode (another patch's, or the model's own), but
+    never an earlier RD-RoPE replacement (replaced, not stacked)."""
+    if isinstance(current, RDRoPEEncode):
+        return current.original
+    return current if current is not None else types.MethodType(type(diffusion_model).rope_encode, diffusion_model)
 
 
 def wrapper_options() -> dict:
