@@ -24,7 +24,7 @@ VIDEO = ["mv2id_multiview_t2v", "mv2id_trained_lora", "mv2id_distilled_8steps", 
 CORE_ONLY = VIDEO + ["mv2id_face_views", "mv2id_identity_score"]
 # core nodes of newer ComfyUI the video workflows use; on an older one the page lists exactly these as
 # missing, and the workflows' notes say to leave those stages out (what the demo does)
-NEWER_CORE = {"LoadBackgroundRemovalModel", "RemoveBackground", "FrameInterpolationModelLoader", "FrameInterpolate"}
+NEWER_CORE = run_workflow.NEWER_CORE
 THIRD_PARTY = ["mv2id_multiview_t2v_rife_vhs"]
 TINY = workflow_api.TINY_RUN
 
@@ -214,8 +214,7 @@ def test_workflow_loads_queues_and_finishes_in_the_browser(comfy, page, inputs, 
         # its notes say (the demo's way: those stages left out)
         assert set(state["missing"]) <= NEWER_CORE and not NEWER_CORE & set(info), state["missing"]
         comfy_browser.dismiss_dialogs(page)
-        prompt = workflow_api.ui_to_api(wf, info, optional_types=set(run_workflow.OPTIONAL_STAGES)
-                                        | run_workflow.LOADERS_OF_OPTIONAL)
+        prompt = workflow_api.ui_to_api(wf, info, optional_types=NEWER_CORE)
         prompt, notes = run_workflow.adapt(prompt, info, "tiny", comfy.host.comfyui / "models")
         assert any("RemoveBackground left out" in n for n in notes), notes
         CHECKS[name](comfy, wf, comfy.run(prompt, timeout=300))

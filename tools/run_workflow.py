@@ -28,8 +28,10 @@ import workflow_api  # noqa: E402
 
 PHOTO_NAMES = ("mv2id_face_front.png", "mv2id_face_left.png", "mv2id_face_right.png")
 FACE_FOLDER = "mv2id_faces"
-# the loaders of optional stages (newer core nodes): kept as placeholders when this ComfyUI lacks them
-LOADERS_OF_OPTIONAL = {"LoadBackgroundRemovalModel", "FrameInterpolationModelLoader"}
+# core nodes of newer ComfyUI the video workflows use (optional stages and their model loaders): kept as
+# placeholders when this ComfyUI lacks them, then left out
+NEWER_CORE = frozenset({"LoadBackgroundRemovalModel", "RemoveBackground", "FrameInterpolationModelLoader",
+                        "FrameInterpolate"})
 MODEL_INPUTS = {"UNETLoader": "unet_name", "VAELoader": "vae_name", "CLIPLoader": "clip_name",
                 "LoraLoaderModelOnly": "lora_name"}
 
@@ -195,7 +197,7 @@ def main(argv=None):
     t0 = time.time()
     with server:
         info = server.object_info()
-        prompt = workflow_api.ui_to_api(workflow, info, optional_types=set(OPTIONAL_STAGES) | LOADERS_OF_OPTIONAL)
+        prompt = workflow_api.ui_to_api(workflow, info, optional_types=NEWER_CORE)
         prompt, notes = adapt(prompt, info, a.mode, host.comfyui / "models")
         for n in notes:
             log(n)

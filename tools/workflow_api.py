@@ -69,15 +69,21 @@ class InputSpec:
                 "FLOAT": self.options.get("min", 0.0)}.get(self.type_name, _MISSING)
 
     @property
-    def stored_extras(self) -> list:
-        """Values the page stores after this widget's own value but never sends."""
+    def has_control(self) -> bool:
+        """Does the page add a 'control after generate' widget (stored right after this one)?"""
         control = self.options.get("control_after_generate")
-        if self.type_name == "INT" and (control or (control is None and self.name in SEED_NAMES)):
-            return [control if isinstance(control, str) else "fixed"]
-        if self.type_name == "FLOAT" and control:
-            return [control if isinstance(control, str) else "fixed"]
-        if self.type_name == "COMBO" and control:
-            return [control if isinstance(control, str) else "fixed", ""]
+        if self.type_name == "INT":
+            return bool(control or (control is None and self.name in SEED_NAMES))
+        return self.type_name in ("FLOAT", "COMBO") and bool(control)
+
+    @property
+    def stored_extras(self) -> list:
+        """Values the page stores after this widget's own value but never sends; a control widget's mode
+        comes first."""
+        if self.has_control:
+            control = self.options.get("control_after_generate")
+            mode = control if isinstance(control, str) else "fixed"
+            return [mode, ""] if self.type_name == "COMBO" else [mode]
         if (self.options.get("remote") or {}).get("refresh_button"):
             return [False, "refresh"]
         return []
@@ -165,8 +171,7 @@ def widget_values_for_ui(info: dict, chosen: dict) -> tuple[list, dict]:
         return value
 
     def extra(spec, i, default):
-        is_control = i == 0 and spec.options.get("control_after_generate", spec.name in SEED_NAMES)
-        out.append(chosen.get("control_after_generate", default) if is_control else default)
+        out.append(chosen.get("control_after_generate", default) if i == 0 and spec.has_control else default)
 
     values = _walk(specs, take, extra)
     if any(s.has_upload for s in specs):
