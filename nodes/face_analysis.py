@@ -12,10 +12,10 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core.errors import FaceAnalysisError
-from ..mv2id_core.faces import available_backends, backend_names, load_analyzer
-from ..mv2id_core.faces.dlib_backend import DETECTORS
-from ..mv2id_core.faces.insightface_backend import PROVIDERS
+from mv2id_core.errors import FaceAnalysisError
+from mv2id_core.faces import available_backends, backend_names, load_analyzer
+from mv2id_core.faces.dlib_backend import DETECTORS
+from mv2id_core.faces.insightface_backend import PROVIDERS
 from .sockets import FaceAnalyzer
 from .utils import check_option
 

@@ -14,9 +14,9 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core import metrics as core_metrics
-from ..mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
-from ..mv2id_core.plot import plot_report, to_image_tensor_array
+from mv2id_core import metrics as core_metrics
+from mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
+from mv2id_core.plot import plot_report, to_image_tensor_array
 from .sockets import FaceAnalyzer
 from .utils import check_option, check_image_batch
 

@@ -10,9 +10,9 @@ import node_helpers
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from ..mv2id_core import latents
-from ..mv2id_core import references as core_refs
-from ..mv2id_core.comfyui.wan import vae_geometry, zero_reference_latent
+from mv2id_core import latents
+from mv2id_core import references as core_refs
+from mv2id_core.comfyui.wan import vae_geometry, zero_reference_latent
 from .sockets import ReferenceLayout
 from .utils import check_image_batch, check_option
 

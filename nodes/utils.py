@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from ..mv2id_core.errors import InputError, check_choice
+from mv2id_core.errors import InputError, check_choice
 
 # every node a MODEL enters (RD-RoPE, Guider, Sampler) says the same about which models work
 MODEL_TOOLTIP = (

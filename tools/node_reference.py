@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 import workflow_api  # noqa: E402
 README = ROOT / "README.md"
 NODE_REF_START = "<!-- node-reference:start -->"
