@@ -19,6 +19,7 @@ Images are RGB uint8 [H, W, 3] numpy arrays here; the node converts from ComfyUI
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -68,12 +69,48 @@ class FaceViews:
     views: list[dict]            # one record per view, in view order
     candidates: list[ViewCandidate] = field(default_factory=list)
     background: str = BACKGROUND_KEPT
+    inert: dict = field(default_factory=dict)     # settings that had no effect (inert_settings)
 
-    def report(self) -> dict:
+    def report(self, sources: list[dict] | None = None) -> dict:
+        """What was chosen and why; with `sources` (one photo record per input image, see read_sources) each
+        view also names its file and, when the photo was scaled down at load, its size before."""
         no_face = [c.index for c in self.candidates if c.face is None]
-        return {"views": self.views, "images": len(self.candidates),
-                "faces_found": len(self.candidates) - len(no_face), "no_face": no_face,
-                "background": self.background}
+        views = self.views
+        out = {"images": len(self.candidates), "faces_found": len(self.candidates) - len(no_face),
+               "no_face": no_face, "background": self.background}
+        if self.inert:
+            out["inert"] = dict(self.inert)
+        if sources is not None:
+            views = [_with_source(v, sources[v["source_index"]]) for v in views]
+            out["no_face_files"] = [sources[i]["file"] for i in no_face]
+            out["scaled"] = [f"{s['file']}: {s['scaled_from'][0]}x{s['scaled_from'][1]} -> {s['size'][0]}x"
+                             f"{s['size'][1]}" for s in sources if s.get("scaled_from")]
+        return {"views": views, **out}
+
+
+def _with_source(view: dict, source: dict) -> dict:
+    out = dict(view, file=source["file"])
+    if source.get("scaled_from"):
+        out["scaled_from"] = source["scaled_from"]
+    return out
+
+
+def read_sources(text, num_images: int) -> list[dict]:
+    """Load Face Photos' photos_json -> one record per image ({file, size, scaled_from?, ...}); InputError
+    when it is not that list or describes another number of images than the batch has."""
+    try:
+        records = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        records = None
+    if not (isinstance(records, list) and all(isinstance(r, dict) and isinstance(r.get("file"), str)
+                                              and isinstance(r.get("size"), list) for r in records)):
+        raise InputError(f"photos_json must be the photos_json output of Mv2ID Load Face Photos (a JSON list with "
+                         f"one record per photo), got {str(text)[:80]!r}: connect that output, or nothing.")
+    if len(records) != num_images:
+        raise InputError(f"photos_json describes {len(records)} photo(s) but images has {num_images}: connect the "
+                         f"photos_json of the Load Face Photos node whose images these are (a node between them "
+                         f"added or dropped images), or leave photos_json unconnected.")
+    return records
 
 
 # ------------------------------------------------------------------------------------ quality
@@ -352,7 +389,18 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
                 sims = [cosine(embs[v], embs[u]) for u in range(len(chosen)) if u != v]
                 records[v]["identity_similarity"] = round(float(np.mean(sims)), 4)
     return FaceViews(np.stack(crops), np.stack(out_masks).astype(np.float32), records, cands,
-                     BACKGROUND_KEPT if masks is None else BACKGROUND_WHITE)
+                     BACKGROUND_KEPT if masks is None else BACKGROUND_WHITE,
+                     inert_settings(num_views, masks is not None))
+
+
+def inert_settings(num_views: int, has_mask: bool) -> dict[str, str]:
+    """The Face Views settings that have no effect with these inputs -> {input: why} (views_json's "inert")."""
+    out = {}
+    if num_views == 1:
+        out["pitch_weight"] = "no effect: one view is the most frontal face; pitch_weight spreads several views"
+    if not has_mask:
+        out["mask_meaning"] = "no effect: no mask is connected"
+    return out
 
 
 def _face_cover(mask: np.ndarray, face: Face) -> float:

@@ -157,6 +157,38 @@ def test_preview_note_is_written_under_the_labels():
     assert (np.abs(extra.astype(int) - [255, 200, 80]).sum(-1) < 60).mean() > 0.005      # the note's colour
 
 
+def test_report_names_each_views_file_and_the_photos_scaled_at_load():
+    cands = [V.ViewCandidate(0, _face((10, 10, 40, 40))), V.ViewCandidate(1, None),
+             V.ViewCandidate(2, _face((5, 5, 30, 30)))]
+    fv = V.FaceViews(np.zeros((2, 8, 8, 3), np.uint8), np.ones((2, 8, 8), np.float32),
+                     [cands[2].record(), cands[0].record()], cands)
+    sources = V.read_sources(json.dumps([
+        {"file": "a.png", "size": [64, 64], "mode": "RGB", "alpha": False},
+        {"file": "b.jpg", "size": [32, 32], "mode": "RGB", "alpha": False},
+        {"file": "huge.jpg", "size": [4096, 3072], "scaled_from": [12000, 9000], "mode": "RGB", "alpha": False}]), 3)
+    rep = fv.report(sources)
+    assert [v["file"] for v in rep["views"]] == ["huge.jpg", "a.png"]
+    assert rep["views"][0]["scaled_from"] == [12000, 9000] and "scaled_from" not in rep["views"][1]
+    assert rep["scaled"] == ["huge.jpg: 12000x9000 -> 4096x3072"] and rep["no_face_files"] == ["b.jpg"]
+    assert "file" not in fv.report()["views"][0] and "scaled" not in fv.report()
+
+
+def test_inert_face_views_settings_are_named():
+    assert V.inert_settings(3, True) == {}
+    assert set(V.inert_settings(1, False)) == {"pitch_weight", "mask_meaning"}
+    assert V.inert_settings(2, False) == {"mask_meaning": "no effect: no mask is connected"}
+
+
+@pytest.mark.parametrize("text,n,expected", [
+    ("not json", 1, "photos_json must be the photos_json output of Mv2ID Load Face Photos"),
+    ('[{"size": [1, 1]}]', 1, "photos_json must be the photos_json output"),
+    ('[{"file": "a.png", "size": [1, 1]}]', 2, "photos_json describes 1 photo(s) but images has 2")])
+def test_photo_records_that_do_not_fit_the_batch_are_refused(text, n, expected):
+    with pytest.raises(InputError) as ei:
+        V.read_sources(text, n)
+    assert expected in str(ei.value)
+
+
 # ----------------------------------------------------------------------------- real photos (dlib)
 @pytest.fixture(scope="module")
 def photos():
@@ -254,6 +286,7 @@ def test_face_views_without_mask_says_the_background_is_kept(dlib_an, photos):
     tom, _ = photos
     r = V.face_views([fit(tom)], dlib_an, num_views=1, size=(96, 96))
     assert r.report()["background"] == V.BACKGROUND_KEPT and "expects references on white" in V.BACKGROUND_KEPT
+    assert r.report()["inert"] == V.inert_settings(1, False)         # pitch_weight and mask_meaning unused
 
 
 def test_face_views_names_the_image_whose_mask_hides_the_face(dlib_an, photos):
