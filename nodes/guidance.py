@@ -89,13 +89,14 @@ class Mv2IDGuider(Mv2IDNode):
                 _outside_input(),
             ],
             outputs=[io.Guider.Output()],
+            hidden=[io.Hidden.unique_id],       # to show inert inputs on the node
         )
 
     @classmethod
     def execute(cls, model, positive, negative_text, negative_img_text, text_cfg, ref_cfg, ref_start, ref_end,
                 outside_window=core_guidance.OUTSIDE_MODES[0]) -> io.NodeOutput:
         config = _guidance(text_cfg, ref_cfg, ref_start, ref_end, outside_window)
-        log_inert("Guider", core_guidance.inert_inputs(config))
+        log_inert("Guider", core_guidance.inert_inputs(config), cls)
         return io.NodeOutput(_make_guider(model, positive, negative_text, negative_img_text, config))
 
 
@@ -144,6 +145,7 @@ class Mv2IDSampler(Mv2IDNode):
                     "(add_noise disable, start_at_step = this end_at_step); disable denoises to the end.")),
             ],
             outputs=[io.Latent.Output(tooltip="Sampled video latent (reference frames already dropped).")],
+            hidden=[io.Hidden.unique_id],       # to show inert inputs on the node
         )
 
     @classmethod
@@ -159,7 +161,7 @@ class Mv2IDSampler(Mv2IDNode):
         guider = _make_guider(model, positive, negative_text, negative_img_text, config)
         sigmas = schedule(model, steps, sampler_name, scheduler, denoise, start_at_step, end_at_step,
                           force_full_denoise=return_with_leftover_noise == "disable")
-        log_inert("Sampler", core_guidance.inert_inputs(config, len(sigmas) - 1, add_noise != "disable"))
+        log_inert("Sampler", core_guidance.inert_inputs(config, len(sigmas) - 1, add_noise != "disable"), cls)
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
         if add_noise == "disable":   # what core common_ksampler uses: zeros on the CPU
             noise = torch.zeros(latent_image.size(), dtype=latent_image.dtype, layout=latent_image.layout, device="cpu")

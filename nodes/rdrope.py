@@ -60,6 +60,7 @@ class Mv2IDRDRoPE(Mv2IDNode):
                     "picks rd only then. A file without them leaves the settings above in force.")),
             ],
             outputs=[io.Model.Output(tooltip="Patched clone; the input MODEL is unchanged.")],
+            hidden=[io.Hidden.unique_id],       # to show inert inputs on the node
         )
 
     @classmethod
@@ -67,16 +68,18 @@ class Mv2IDRDRoPE(Mv2IDNode):
         check_option(mode, MODES, "mode")
         check_option(lora_name, ["none"] + folder_paths.get_filename_list("loras"), "lora_name")
         recorded = _trained_rdrope(lora_name) if lora_name and lora_name != "none" else None
-        config = choose_config(mode, offset, first_index, recorded, lora_name)
+        config = choose_config(mode, offset, first_index, recorded, lora_name, cls)
         expected = int(layout["num_refs"]) if layout else None
         return io.NodeOutput(patch_rdrope(model, config, expected_refs=expected))
 
 
-def choose_config(mode: str, offset: float, first_index: int, recorded, lora_name: str) -> core_rdrope.RDRoPEConfig:
+def choose_config(mode: str, offset: float, first_index: int, recorded, lora_name: str,
+                  node_cls=None) -> core_rdrope.RDRoPEConfig:
     """The RD-RoPE settings to patch with, logged in one line that says which and why (and one line for the
     node's settings that then have no effect).
 
     recorded: the settings the LoRA `lora_name` records (None when it records none or none is named).
+    node_cls: the running node's class (to show the inert settings on the node).
     """
     inert = {}
     if recorded is not None:
@@ -100,7 +103,7 @@ def choose_config(mode: str, offset: float, first_index: int, recorded, lora_nam
         inert.setdefault(name, f"no effect: {config.mode} positions do not use it")
     detail = f", offset {config.offset:g}, first_index {config.first_index}" if config.mode == "rd" else ""
     log.info("[Mv2ID] RD-RoPE: %s positions%s: %s", config.mode, detail, why)
-    log_inert("RD-RoPE", inert)
+    log_inert("RD-RoPE", inert, node_cls)
     return config
 
 

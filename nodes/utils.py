@@ -62,15 +62,20 @@ def check_image_batch(value, name: str) -> torch.Tensor:
     return value
 
 
-def log_inert(node: str, inert: dict[str, str]) -> list[str]:
-    """Log, one line each, the inputs a node's settings make inert ({input: why}, from the library's rule;
-    inputs with the same reason share a line). Returns the lines (for a node's report)."""
+def log_inert(node: str, inert: dict[str, str], node_cls=None) -> list[str]:
+    """Say which inputs a node's settings make inert ({input: why}, from the library's rule): one log line
+    each (inputs with the same reason share one), and, for a node that declares the hidden unique_id
+    (pass its class), the same lines as text on the node in the ComfyUI page. Returns the lines."""
     by_reason: dict[str, list[str]] = {}
     for name, why in inert.items():
         by_reason.setdefault(why, []).append(name)
     lines = [f"{', '.join(names)}: {why}" for why, names in by_reason.items()]
     for line in lines:
         log.info("[Mv2ID] %s: %s", node, line)
+    node_id = getattr(getattr(node_cls, "hidden", None), "unique_id", None)
+    if lines and node_id is not None:
+        from server import PromptServer
+        PromptServer.instance.send_progress_text("\n".join(lines), node_id)
     return lines
 
 

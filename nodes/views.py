@@ -101,6 +101,7 @@ class Mv2IDFaceViews(Mv2IDNode):
                     "The chosen views side by side with their angles written under them (and a note when the "
                     "background was kept).")),
             ],
+            hidden=[io.Hidden.unique_id],       # to show inert settings on the node
         )
 
     @classmethod
@@ -125,7 +126,7 @@ class Mv2IDFaceViews(Mv2IDNode):
         preview = core_views.preview_strip(result.images, result.views, note=note)
         report = result.report(sources)
         report["analyzer"] = analyzer.describe()
-        log_inert("Face Views", result.inert)
+        log_inert("Face Views", result.inert, cls)
         return io.NodeOutput(refs, torch.from_numpy(result.masks), json.dumps(report, indent=1),
                              torch.from_numpy(preview.astype(np.float32) / 255.0)[None])
 

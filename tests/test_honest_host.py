@@ -3,12 +3,17 @@
 the log, and the input really is inert (two runs that differ only in it give the same latent)."""
 from __future__ import annotations
 
+import asyncio
+import struct
+import threading
+import time
+
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from graphs import Graph
-from model_path_graphs import conditioning, error_of, mv2id, ref_files, run_latent
+from model_path_graphs import conditioning, error_of, latent, mv2id, ref_files, run_latent
 
 __all__ = ["ref_files"]   # module fixture
 P = "mv2id.rdrope."
@@ -32,6 +37,41 @@ def _graph(names, save, *, rdrope=None, **sampler):
 
 def _lines(comfy, mark):
     return [line for line in comfy.log_tail(600).splitlines() if "[Mv2ID]" in line and mark in line]
+
+
+def run_with_node_texts(comfy, prompt, timeout=300):
+    """Run a prompt while listening on the page's websocket -> (history entry, {node id: [texts shown on the
+    node]}): the progress-text messages (binary type 3) the ComfyUI page draws on a running node."""
+    import aiohttp
+
+    texts, ready, done = {}, threading.Event(), threading.Event()
+
+    async def listen():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"{comfy.url}/ws?clientId=mv2id-node-texts") as ws:
+                ready.set()
+                while not done.is_set():
+                    try:
+                        msg = await ws.receive(timeout=0.25)
+                    except asyncio.TimeoutError:
+                        continue
+                    if msg.type != aiohttp.WSMsgType.BINARY:
+                        continue
+                    if struct.unpack(">I", msg.data[:4])[0] == 3:
+                        body = msg.data[4:]
+                        n = struct.unpack(">I", body[:4])[0]
+                        texts.setdefault(body[4:4 + n].decode(), []).append(body[4 + n:].decode())
+
+    thread = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+    thread.start()
+    assert ready.wait(20), "could not connect to the websocket"
+    try:
+        entry = comfy.run(prompt, timeout)
+        time.sleep(0.5)                       # messages sent during the run are still on their way
+    finally:
+        done.set()
+        thread.join(10)
+    return entry, texts
 
 
 @pytest.mark.parametrize("record,expected", [
@@ -62,6 +102,11 @@ def test_a_complete_record_says_the_nodes_settings_are_not_used(comfy, ref_files
     assert _lines(comfy, f"RD-RoPE: vanilla positions: recorded in the LoRA {name}")
     assert _lines(comfy, f"RD-RoPE: mode, offset, first_index: no effect: the settings recorded in the LoRA {name} "
                          f"are used")
+    g = _graph(ref_files, "honest_rec2", rdrope={"mode": "auto", "lora_name": name})
+    _, texts = run_with_node_texts(comfy, g.prompt())
+    node = next(nid for nid, n in g.nodes.items() if n["class_type"] == "Mv2IDRDRoPE")
+    assert texts.get(node) == [f"mode, offset, first_index: no effect: the settings recorded in the LoRA {name} are "
+                               f"used"], texts
 
 
 @pytest.mark.parametrize("inputs,inert,changed,expected", [
@@ -75,8 +120,13 @@ def test_a_complete_record_says_the_nodes_settings_are_not_used(comfy, ref_files
      "Sampler: outside_window: no effect: the reference window ref_start 0 .. ref_end 1 covers every step (all 2)")])
 def test_a_setting_that_makes_an_input_inert_says_so_and_the_input_is_inert(comfy, ref_files, inputs, inert, changed,
                                                                              expected):
-    a = run_latent(comfy, _graph(ref_files, "inert_a", **inputs), "inert_a")
+    g = _graph(ref_files, "inert_a", **inputs)
+    entry, texts = run_with_node_texts(comfy, g.prompt())
+    a = latent(comfy, entry, "inert_a")
     assert _lines(comfy, expected), comfy.log_tail(40)
+    sampler = next(nid for nid, n in g.nodes.items() if n["class_type"] == "Mv2IDSampler")
+    shown = expected.split("Sampler: ", 1)[1]
+    assert any(shown in t for t in texts.get(sampler, [])), texts      # on the node in the page too
     b = run_latent(comfy, _graph(ref_files, "inert_b", **{**inputs, **changed}), "inert_b")
     assert torch.equal(a, b), f"{inert} changed the result"
 
@@ -91,6 +141,7 @@ def test_the_guider_says_a_zero_length_window_ignores_ref_cfg(comfy, ref_files):
                 sigmas=g.add("BasicScheduler", model=model, scheduler="simple", steps=2, denoise=1.0),
                 latent_image=cond[3])
     g.add("Mv2IDTestSaveLatent", samples=lat[0], filename="guider_inert")
-    run_latent(comfy, g, "guider_inert")
-    assert _lines(comfy, "Guider: ref_cfg: no effect: the reference window ref_start 0.25 .. ref_end 0.25 holds no "
-                         "step, so reference guidance never runs: set ref_end above ref_start to use it")
+    _, texts = run_with_node_texts(comfy, g.prompt())
+    said = ("ref_cfg: no effect: the reference window ref_start 0.25 .. ref_end 0.25 holds no step, so reference "
+            "guidance never runs: set ref_end above ref_start to use it")
+    assert _lines(comfy, f"Guider: {said}") and texts.get(guider.nid) == [said], texts
