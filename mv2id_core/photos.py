@@ -19,6 +19,7 @@ Images are numpy arrays: RGB uint8 [H, W, 3], alpha float32 [H, W] in 0..1.
 """
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,9 +142,11 @@ def _open(p: Path, name: str):
             im = Image.open(p)
     except FileNotFoundError:
         raise MediaError(f"photo not found: {p}") from None
-    except Image.DecompressionBombError as e:
-        raise MediaError(f"the photo {name} is larger than {limit}: {e} Scale it down in an image editor "
-                         f"(a face photo needs no more than {MAX_SIDE} px on its longer side).") from None
+    except Image.DecompressionBombError as e:      # Pillow's own guard fired first (its size is in the text)
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        size = f" ({int(found.group(1)) / 1e6:.0f} megapixels)" if found else ""
+        raise MediaError(f"the photo {name}{size} is larger than {limit}. Scale it down in an image editor (a "
+                         f"face photo needs no more than {MAX_SIDE} px on its longer side).") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise MediaError(f"cannot read the photo {name}: {e}. Photos must be image files (PNG, JPEG, WebP, "
                          f"BMP, TIFF).") from None

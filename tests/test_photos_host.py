@@ -143,7 +143,8 @@ def test_a_decompression_bomb_is_refused_naming_the_file_and_the_limit(healthy):
     g.add("PreviewAny", source=g.add("Mv2IDLoadFacePhotos", folder="mv2id_bomb", max_size=4096)[2])
     with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=60)
-    assert ("the photo input/mv2id_bomb/bomb.png is larger than the limit of 179 megapixels for one photo"
+    assert ("the photo input/mv2id_bomb/bomb.png (200 megapixels) is larger than the limit of 179 megapixels for "
+            "one photo (a guard against decompression bombs, which would fill the memory). Scale it down"
             in str(ei.value)), str(ei.value)
 
 
