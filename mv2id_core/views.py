@@ -5,7 +5,8 @@ profile, frontal, right profile), each a head-and-shoulders crop, upright, on a 
 background. From a set of photos or the frames of a clip:
 
 1. analyse every image: the face ``faces.find_face`` picks (the pack's one face policy: the largest,
-   one grey-padding retry), its pose and a quality score (face size, detection score, sharpness);
+   one grey-padding retry; within the subject's box when a mask shows one), its pose and a quality score
+   (face size, detection score, sharpness);
 2. select_views: farthest-point sampling in (yaw, pitch) among the good-quality faces, starting
    from the two yaw extremes, then ordered by yaw (left-most first);
 3. crop_view: rotate about the face so the eyes are level (roll removed), cut a head-and-shoulders
@@ -36,6 +37,10 @@ BACKGROUND_KEPT = ("kept: no subject mask was given, so the crops keep the photo
                    "references on white: give a subject mask (e.g. from a background-removal model) to whiten it")
 BACKGROUND_WHITE = "white outside the subject mask"
 
+# faces are searched in the subject's box grown by this share of its size per side, when that box covers
+# at most SUBJECT_BOX_MAX of the image (analyze_candidates)
+SUBJECT_BOX_PAD = 0.1
+SUBJECT_BOX_MAX = 0.8
 # quality: faces this many pixels wide (or more) count as full size
 FULL_FACE_SIZE = 112.0
 # Laplacian variance of a face crop resized to 112 px at which sharpness counts as 0.5
@@ -143,15 +148,27 @@ def face_quality(face: Face, sharpness: float) -> float:
     return float(size_q * max(0.0, min(1.0, face.det_score)) * (0.25 + 0.75 * sharp_q))
 
 
-def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None) -> list[ViewCandidate]:
+def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None, masks=None) -> list[ViewCandidate]:
     """The face ``find_face`` picks in every image (no embeddings: selection needs pose and quality only).
 
+    masks: None or one subject mask [H, W] per image: where the subject fills only part of an image (a
+    small photo padded to a large one's canvas by Load Face Photos, a person in a wide shot), faces are
+    searched in its box (subject_box) first, so the detector sees the face at the photo's own scale instead
+    of shrunk with the whole canvas to its det_size, then in the whole image. Faces are in the full image's
+    pixels either way.
     progress: optional callback(done, total), called before each image (it may raise to cancel)."""
     out = []
     for i, img in enumerate(images):
         if progress is not None:
             progress(i, len(images))
-        face, padded = find_face(analyzer, img, embed=False, what=f"image {i}")
+        box = None if masks is None else subject_box(masks[i])
+        face = padded = None
+        if box is not None:
+            x0, y0, x1, y1 = box
+            face, padded = find_face(analyzer, img[y0:y1, x0:x1], embed=False, what=f"image {i}")
+            face = None if face is None else face.shifted(x0, y0)
+        if face is None:      # no subject box, or no face in it (a mask that misses the face: said later)
+            face, padded = find_face(analyzer, img, embed=False, what=f"image {i}")
         if face is None:
             out.append(ViewCandidate(i, None))
             continue
@@ -160,6 +177,21 @@ def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None) -> list[Vi
     if progress is not None:
         progress(len(images), len(images))
     return out
+
+
+def subject_box(mask: np.ndarray, pad: float = SUBJECT_BOX_PAD) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the subject (mask >= 0.5), grown by `pad` of its size on every side and
+    clipped to the image; None when that box covers most of the image (no smaller region to search)."""
+    ys, xs = np.nonzero(np.asarray(mask) >= 0.5)
+    if len(xs) == 0:
+        return None
+    h, w = mask.shape[:2]
+    bw, bh = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    x0, x1 = max(0, int(xs.min() - pad * bw)), min(w, int(xs.max() + 1 + pad * bw))
+    y0, y1 = max(0, int(ys.min() - pad * bh)), min(h, int(ys.max() + 1 + pad * bh))
+    if (x1 - x0) * (y1 - y0) > SUBJECT_BOX_MAX * w * h:
+        return None
+    return x0, y0, x1, y1
 
 
 # ------------------------------------------------------------------------------------ selection
@@ -352,7 +384,7 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
     if not images:
         raise InputError("no images given: give at least one photo or video frame.")
     masks = subject_masks_for(images, subject_masks, mask_meaning)
-    cands = analyze_candidates(images, analyzer, progress)
+    cands = analyze_candidates(images, analyzer, progress, masks)
     missing = [c.index for c in cands if c.face is None]
     usable = [c for c in cands if c.face is not None]
     if missing and if_no_face == "error":

@@ -256,6 +256,27 @@ def test_face_views_subject_mask_whitens_background(dlib_an, photos):
     assert (out[mk > 0.99] != 255).any(axis=-1).mean() > 0.9         # the person is kept
 
 
+def test_a_small_photo_padded_to_a_big_canvas_is_searched_at_its_own_scale(dlib_an, photos):
+    """Load Face Photos pads a small photo to the largest one's canvas; the detector sees the whole canvas
+    at det_size, where the small photo's face shrinks below what it finds. With the photo's area as mask
+    the face is searched in the photo's box, and found where it is in the canvas."""
+    tom, _ = photos
+    canvas = np.full((3000, 4000, 3), 255, np.uint8)
+    small = np.full((400, 300, 3), 150, np.uint8)
+    small[60:220, 70:230] = fit(tom, 160)
+    canvas[1300:1700, 1850:2150] = small
+    area = np.zeros(canvas.shape[:2], np.float32)
+    area[1300:1700, 1850:2150] = 1
+    assert V.subject_box(area) == (1820, 1260, 2180, 1740) and V.subject_box(np.ones((40, 40))) is None
+    with pytest.raises(NoFaceError):
+        V.face_views([canvas], dlib_an, num_views=1, size=(96, 96))
+    r = V.face_views([canvas], dlib_an, num_views=1, size=(96, 96), subject_masks=[area])
+    x1, y1, x2, y2 = r.views[0]["bbox"]
+    assert 1850 + 60 < (x1 + x2) / 2 < 1850 + 240 and 1300 + 50 < (y1 + y2) / 2 < 1300 + 230   # canvas pixels
+    direct = V.face_views([small], dlib_an, num_views=1, size=(96, 96))
+    assert abs(r.views[0]["yaw"] - direct.views[0]["yaw"]) < 1.0
+
+
 def test_preview_strip_has_a_label_row(dlib_an, photos):
     tom, _ = photos
     r = V.face_views([fit(tom), fit(tom[:, ::-1])], dlib_an, num_views=2, size=(160, 160))
