@@ -79,7 +79,8 @@ class Mv2IDFaceViews(Mv2IDNode):
                 io.Mask.Input("mask", optional=True, tooltip=(
                     "Subject masks (one per image, or one for all), e.g. core Remove Background's MASK: the "
                     "background becomes white as the method expects. Mv2ID Load Face Photos' mask marks each "
-                    "photo's area, so its white padding counts as outside the photo.")),
+                    "photo's area, so its white padding counts as outside the photo. Faces are searched within "
+                    "the mask's subject first, so a small photo's face is found at its own scale.")),
                 io.Combo.Input("mask_meaning", options=list(core_views.MASK_MEANINGS), default="subject", tooltip=(
                     "subject: mask is 1 on the person (Remove Background, Load Face Photos). background: mask is "
                     "1 on the background.")),
