@@ -5,14 +5,12 @@ TorchCompileModel) work as usual.
 """
 from __future__ import annotations
 
-import math
-
 import comfy.samplers
 import node_helpers
 
 from .. import latents
 from ..errors import InputError
-from ..guidance import REFERENCE, GuidanceConfig, StepTracker, in_window, step_index
+from ..guidance import CONDITIONS, REFERENCE, GuidanceConfig, StepTracker, step_index
 from .wan import require_wan21
 
 # the key core EasyCache / LazyCache keep their state under in transformer_options
@@ -101,9 +99,7 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
         if sigmas is None:
             return REFERENCE
         s = sigmas.detach().float().cpu()
-        n = len(s) - 1
-        step = step_index(float(timestep.flatten()[0]), s)
-        return REFERENCE if in_window(step, n, g.window_start, g.window_end) else g.outside
+        return g.step_mode(step_index(float(timestep.flatten()[0]), s), len(s) - 1)
 
     def _calc(self, named_conds, x, timestep, model_options):
         """calc_cond_batch over [(name, cond or None), ...] (positive last).
@@ -132,28 +128,22 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         g = self.guidance
-        positive, middle, negative = (self.conds.get(k) for k in ("positive", "middle", "negative"))
-        cfg1_shortcut = not model_options.get("disable_cfg1_optimization", False)
         mode = getattr(self, "_mode", None) or self._step_mode(timestep, model_options)
+        runs = g.conditions(mode, cfg1_shortcut=not model_options.get("disable_cfg1_optimization", False))
+        conds = {name: self.conds.get(name) if name in runs else None for name in CONDITIONS}
+        # outside the window the zero-reference pass is never passed at all
+        names = CONDITIONS if mode == REFERENCE else CONDITIONS[1:]
+        out = dict(zip(names, self._calc([(n, conds[n]) for n in names], x, timestep, model_options)))
         if mode == REFERENCE:
-            if cfg1_shortcut and math.isclose(g.ref_scale, 1.0):
-                negative = None
-                if math.isclose(g.text_scale, 1.0):
-                    middle = None
-            out = self._calc([("negative", negative), ("middle", middle), ("positive", positive)], x, timestep,
-                             model_options)
-            return comfy.samplers.cfg_function(self.inner_model, out[1], out[0], g.ref_scale, x, timestep,
-                                               model_options=model_options, cond=middle, uncond=negative) \
-                + (out[2] - out[1]) * g.text_scale
-        # outside the window the zero-reference pass is skipped
-        scale = g.text_scale if mode == "text_cfg" else 1.0
-        if cfg1_shortcut and math.isclose(scale, 1.0):
-            middle = None
-        out = self._calc([("middle", middle), ("positive", positive)], x, timestep, model_options)
+            return comfy.samplers.cfg_function(self.inner_model, out["middle"], out["negative"], g.ref_scale, x,
+                                               timestep, model_options=model_options, cond=conds["middle"],
+                                               uncond=conds["negative"]) \
+                + (out["positive"] - out["middle"]) * g.text_scale
         # through cfg_function also at scale 1 (uncond = zeros then), as core KSampler at cfg 1, so
         # post-CFG patches still run
-        return comfy.samplers.cfg_function(self.inner_model, out[1], out[0], scale, x, timestep,
-                                           model_options=model_options, cond=positive, uncond=middle)
+        return comfy.samplers.cfg_function(self.inner_model, out["positive"], out["middle"], g.text_scale_in(mode), x,
+                                           timestep, model_options=model_options, cond=conds["positive"],
+                                           uncond=conds["middle"])
 
 
 def check_latent_matches_references(latent_image, conds) -> None:
