@@ -25,12 +25,10 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_metrics import make_video  # noqa: E402
-from benchlib import backend_options, write_results  # noqa: E402
-from mv2id_core import views as V  # noqa: E402
+from bench_metrics import make_video
+from benchlib import backend_options, write_results
+from mv2id_core import views as V
 
 BACKENDS = ("dlib", "insightface")
 TARGET_MS = {"dlib": 150.0}

@@ -27,11 +27,9 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from benchlib import backend_options, write_results  # noqa: E402
-from mv2id_core import metrics as M  # noqa: E402
+from benchlib import backend_options, write_results
+from mv2id_core import metrics as M
 
 BACKENDS = ("dlib", "insightface")
 

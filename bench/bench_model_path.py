@@ -41,8 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))   # the development tools (make_tiny_models, workflow_api)
 
 DTYPES = {"float32": ("float32", None), "bfloat16": ("bfloat16", None), "fp8_e4m3fn": ("bfloat16", "float8_e4m3fn")}
 SHIFT = 5.0          # Phantom's sample_shift

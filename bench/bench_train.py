@@ -33,9 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-for p in (ROOT, ROOT / "tools"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+sys.path.insert(0, str(ROOT / "tools"))   # the development tools (make_tiny_models, ...)
 
 # 4 of the 14B model's 40 blocks: per-block cost at the real width without generating 28 GB of weights
 SLICE_14B = dict(dim=5120, ffn_dim=13824, num_heads=40, num_layers=4, vae_dim=8,

@@ -6,4 +6,3 @@ window), views (face views and view selection), region_masks (training-time regi
 metrics (MvRC, FaceSim, copy-paste); faces/ holds the face-analysis backends, latents the Wan 2.1
 latent geometry, errors the pack's exception classes.
 """
-__version__ = "0.1.0"

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from .errors import InputError, check_choice
-from .latents import PATCH_SIZE, SPATIAL_COMPRESSION, latent_frames, token_grid
 FIT_MODES = ("pad_white", "center_crop", "stretch", "none")
 
 
@@ -81,17 +80,3 @@ def encode_references(images: torch.Tensor, encode: Callable[[torch.Tensor], tor
             raise InputError(f"the VAE encoded reference {i} to shape {tuple(f.shape)}, not one "
                                  f"latent frame [1, C, 1, h, w]: is this a Wan 2.1 VAE?")
     return torch.cat(frames, dim=2)
-
-
-def reference_layout(num_refs: int, width: int, height: int, length: int, batch_size: int, fit: str,
-                     spatial: int = SPATIAL_COMPRESSION, patch_size=PATCH_SIZE) -> dict:
-    """A small JSON-able record of how references were packed (read by the RD-RoPE patch)."""
-    lat_h, lat_w = height // spatial, width // spatial
-    return {
-        "num_refs": int(num_refs),
-        "video_latent_frames": latent_frames(length),
-        "latent_hw": [lat_h, lat_w],
-        "token_grid_hw": list(token_grid(1, lat_h, lat_w, patch_size)[1:]),
-        "width": int(width), "height": int(height), "length": int(length),
-        "batch_size": int(batch_size), "fit": fit,
-    }

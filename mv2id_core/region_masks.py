@@ -112,8 +112,3 @@ def mask_references(images: torch.Tensor, ratio: float = 0.6, block_size: int = 
     v, h, w = images.shape[:3]
     masks = region_masks(v, h, w, ratio, block_size, seed, complementary)
     return apply_region_masks(images, masks, fill), masks.to(images.dtype)
-
-
-def coverage(masks: torch.Tensor) -> float:
-    """Fraction of pixels visible in at least one view (1.0 = nothing hidden everywhere)."""
-    return float((~masks.to(torch.bool)).any(0).float().mean())

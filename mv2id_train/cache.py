@@ -24,23 +24,19 @@ import sys
 import zlib
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = "mv2id_train"
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from mv2id_core import latents
+from mv2id_core import references as core_refs
+from mv2id_core.cli import args as A
+from mv2id_core.errors import InputError, Mv2IDError, UsageError
+from mv2id_core.region_masks import check_complementary, mask_references
 
-from mv2id_core import latents  # noqa: E402
-from mv2id_core import references as core_refs  # noqa: E402
-from mv2id_core.cli import args as A  # noqa: E402
-from mv2id_core.errors import InputError, Mv2IDError, UsageError  # noqa: E402
-from mv2id_core.region_masks import check_complementary, mask_references  # noqa: E402
-
-from . import progress_bar  # noqa: E402
-from .cache_format import CacheWriter  # noqa: E402
-from .comfy_env import import_comfy  # noqa: E402
-from .files import read_jsonl  # noqa: E402
+from . import progress_bar
+from .cache_format import CacheWriter
+from .comfy_env import import_comfy
+from .files import read_jsonl
 
 PROG = "mv2id-cache"
 # Mask draws cached per sample. The paper draws a new mask every time a reference is used; a

@@ -27,18 +27,14 @@ from collections import Counter
 from fractions import Fraction
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = "mv2id_train"
+import numpy as np
 
-import numpy as np  # noqa: E402
+from mv2id_core.cli import args as A
+from mv2id_core.errors import Mv2IDError, UsageError
+from mv2id_core.video_io import VIDEO_EXTENSIONS
 
-from mv2id_core.cli import args as A  # noqa: E402
-from mv2id_core.errors import Mv2IDError, UsageError  # noqa: E402
-from mv2id_core.video_io import VIDEO_EXTENSIONS  # noqa: E402
-
-from . import progress_bar  # noqa: E402
-from .files import append_jsonl, read_jsonl, write_json, write_jsonl  # noqa: E402
+from . import progress_bar
+from .files import append_jsonl, read_jsonl, write_json, write_jsonl
 
 PROG = "mv2id-data"
 

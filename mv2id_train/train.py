@@ -30,20 +30,16 @@ import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    __package__ = "mv2id_train"
+import torch
+import torch.distributed as dist
 
-import torch  # noqa: E402
-import torch.distributed as dist  # noqa: E402
+from mv2id_core.cli import args as A
+from mv2id_core.errors import Mv2IDError, UsageError
+from mv2id_core.rdrope import MODES as RDROPE_MODES, RDRoPEConfig, config_to_metadata
 
-from mv2id_core.cli import args as A  # noqa: E402
-from mv2id_core.errors import Mv2IDError, UsageError  # noqa: E402
-from mv2id_core.rdrope import MODES as RDROPE_MODES, RDRoPEConfig, config_to_metadata  # noqa: E402
-
-from . import flow, lora as lora_mod, progress_bar, wan  # noqa: E402
-from .cache_format import CachedDataset  # noqa: E402
-from .files import append_jsonl, read_jsonl, write_jsonl  # noqa: E402
+from . import flow, lora as lora_mod, progress_bar, wan
+from .cache_format import CachedDataset
+from .files import append_jsonl, read_jsonl, write_jsonl
 
 PROG = "mv2id-train"
 

@@ -36,7 +36,7 @@ def _collect() -> list[type[io.ComfyNode]]:
 
 def _report_optional_libraries() -> None:
     """One warning per face backend whose libraries are missing (checked without importing them)."""
-    from ..mv2id_core.faces import missing_libraries
+    from mv2id_core.faces import missing_libraries
 
     for backend, (mods, fix) in missing_libraries().items():
         log.warning("[Mv2ID] face backend %r unavailable (%s not installed); Face Analyzer offers it again "
@@ -46,7 +46,7 @@ def _report_optional_libraries() -> None:
 class Mv2IDExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         # ComfyUI 0.3.75 does not call on_load for custom nodes; this runs once at start-up
-        from ..mv2id_core.comfyui.support import host_problem
+        from mv2id_core.comfyui.support import host_problem
 
         problem = host_problem()
         if problem:   # e.g. a source checkout whose version string is right but whose Wan model is old

@@ -12,26 +12,17 @@ import os
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core.errors import FaceAnalysisError
-from ..mv2id_core.faces import available_backends, backend_names, load_analyzer
-from ..mv2id_core.faces.dlib_backend import DETECTORS
-from ..mv2id_core.faces.insightface_backend import PROVIDERS
+from mv2id_core.errors import FaceAnalysisError
+from mv2id_core.faces import available_backends, backend_names, load_analyzer
+from mv2id_core.faces.dlib_backend import DETECTORS
+from mv2id_core.faces.insightface_backend import PROVIDERS
 from .sockets import FaceAnalyzer
-from .utils import check_option
+from .utils import check_option, register_model_folder
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/faces"
 FOLDER = "insightface"
 STANDARD_PACKS = ("antelopev2", "buffalo_l")
-
-
-def register_model_folder() -> None:
-    """Make <models>/insightface a ComfyUI model folder (kept if another pack or yaml already did)."""
-    default = os.path.join(folder_paths.models_dir, FOLDER)
-    if FOLDER not in folder_paths.folder_names_and_paths:
-        folder_paths.folder_names_and_paths[FOLDER] = ([default], {".onnx"})
-    elif default not in folder_paths.get_folder_paths(FOLDER):
-        folder_paths.add_model_folder_path(FOLDER, default)
 
 
 def insightface_roots() -> list[str]:
@@ -61,7 +52,7 @@ def pack_root(pack: str) -> str:
     return roots[0]
 
 
-register_model_folder()
+register_model_folder(FOLDER, {".onnx"})
 
 
 class Mv2IDFaceAnalyzer(io.ComfyNode):

@@ -10,9 +10,9 @@ import comfy.utils
 import latent_preview
 from comfy_api.latest import io
 
-from ..mv2id_core import guidance as core_guidance
-from ..mv2id_core.comfyui.guider import ReferenceGuider
-from ..mv2id_core.errors import InputError
+from mv2id_core import guidance as core_guidance
+from mv2id_core.comfyui.guider import ReferenceGuider
+from mv2id_core.errors import InputError
 from .utils import MODEL_TOOLTIP, check_option
 
 CATEGORY = "Mv2ID"

@@ -14,11 +14,11 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core import metrics as core_metrics
-from ..mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
-from ..mv2id_core.plot import plot_report, to_image_tensor_array
+from mv2id_core import metrics as core_metrics
+from mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
+from mv2id_core.plot import plot_report, to_image_tensor_array
 from .sockets import FaceAnalyzer
-from .utils import check_option, check_image_batch
+from .utils import check_image_batch, check_option, register_model_folder
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/evaluation"
@@ -26,16 +26,7 @@ CUR_FOLDER = "curricularface"
 NO_CUR = "none"
 
 
-def register_model_folder() -> None:
-    """<models>/curricularface for the FaceSim-Cur weights (kept if a yaml already declared it)."""
-    default = os.path.join(folder_paths.models_dir, CUR_FOLDER)
-    if CUR_FOLDER not in folder_paths.folder_names_and_paths:
-        folder_paths.folder_names_and_paths[CUR_FOLDER] = ([default], set(WEIGHT_EXTENSIONS))
-    elif default not in folder_paths.get_folder_paths(CUR_FOLDER):
-        folder_paths.add_model_folder_path(CUR_FOLDER, default)
-
-
-register_model_folder()
+register_model_folder(CUR_FOLDER, set(WEIGHT_EXTENSIONS))   # FaceSim-Cur weights
 _cur_cache: dict[tuple, CurricularFace] = {}
 
 

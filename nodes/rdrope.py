@@ -6,9 +6,9 @@ import logging
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core import rdrope as core_rdrope
-from ..mv2id_core.comfyui.rdrope_patch import patch_rdrope
-from ..mv2id_core.errors import InputError
+from mv2id_core import rdrope as core_rdrope
+from mv2id_core.comfyui.rdrope_patch import patch_rdrope
+from mv2id_core.errors import InputError
 from .sockets import ReferenceLayout
 from .utils import MODEL_TOOLTIP, check_option
 

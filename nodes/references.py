@@ -10,9 +10,9 @@ import node_helpers
 import nodes as comfy_nodes
 from comfy_api.latest import io
 
-from ..mv2id_core import latents
-from ..mv2id_core import references as core_refs
-from ..mv2id_core.comfyui.wan import vae_geometry, zero_reference_latent
+from mv2id_core import latents
+from mv2id_core import references as core_refs
+from mv2id_core.comfyui.wan import vae_geometry, zero_reference_latent
 from .sockets import ReferenceLayout
 from .utils import check_image_batch, check_option
 
@@ -66,7 +66,8 @@ class Mv2IDReferenceConditioning(io.ComfyNode):
                                        tooltip="Negative text + zero references."),
                 io.Latent.Output("latent_out", display_name="latent", tooltip="Empty video latent to sample."),
                 ReferenceLayout.Output("layout_out", display_name="layout",
-                                       tooltip="How the references were packed (for the RD-RoPE patch)."),
+                                       tooltip="How many references were packed, for the RD-RoPE patch's run-time "
+                                               "check that the sampler gets these references."),
             ],
         )
 
@@ -83,14 +84,13 @@ class Mv2IDReferenceConditioning(io.ComfyNode):
                         PHANTOM_MAX_REFERENCES)
         refs = core_refs.fit_references(reference_images, width, height, fit)
         ref_latent = core_refs.encode_references(refs, lambda img: vae.encode(img))
-        layout = core_refs.reference_layout(refs.shape[0], width, height, length, batch_size, fit, spatial)
         latent = torch.zeros(latents.latent_shape(batch_size, length, height, width, channels, spatial, temporal),
                              device=comfy.model_management.intermediate_device())
         pos = node_helpers.conditioning_set_values(positive, {"time_dim_concat": ref_latent})
         neg_text = node_helpers.conditioning_set_values(negative, {"time_dim_concat": ref_latent})
         neg_img_text = node_helpers.conditioning_set_values(
             negative, {"time_dim_concat": zero_reference_latent(ref_latent)})
-        return io.NodeOutput(pos, neg_text, neg_img_text, {"samples": latent}, layout)
+        return io.NodeOutput(pos, neg_text, neg_img_text, {"samples": latent}, {"num_refs": int(refs.shape[0])})
 
 
 NODES = [Mv2IDReferenceConditioning]

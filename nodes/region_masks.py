@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..mv2id_core import region_masks as core_masks
+from mv2id_core import region_masks as core_masks
 from .utils import check_image_batch
 
 CATEGORY = "Mv2ID/faces"

@@ -3,9 +3,12 @@ tensor shapes or values, nor V3 combo values sent through the API), with errors 
 input and the fix; and the texts several nodes show."""
 from __future__ import annotations
 
+import os
+
+import folder_paths
 import torch
 
-from ..mv2id_core.errors import InputError, check_choice
+from mv2id_core.errors import InputError, check_choice
 
 # every node a MODEL enters (RD-RoPE, Guider, Sampler) says the same about which models work
 MODEL_TOOLTIP = (
@@ -13,6 +16,16 @@ MODEL_TOOLTIP = (
     "frames; what the pack is for), or Wan 2.1 T2V. Wan 2.2 A14B (high or low noise) loads as the same "
     "class and is accepted, but it was never trained with references: use it without references, e.g. as "
     "the first, high-noise stage before Phantom. The 48-channel Wan 2.2 5B is refused.")
+
+
+def register_model_folder(name: str, extensions: set[str]) -> None:
+    """Make <models>/<name> a ComfyUI model folder for these file extensions; a folder another pack or an
+    extra_model_paths.yaml already declared keeps its paths and gains the default one."""
+    default = os.path.join(folder_paths.models_dir, name)
+    if name not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[name] = ([default], set(extensions))
+    elif default not in folder_paths.get_folder_paths(name):
+        folder_paths.add_model_folder_path(name, default)
 
 
 def check_option(value, options, name: str):

@@ -13,10 +13,10 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
-from ..mv2id_core import views as core_views
-from ..mv2id_core.errors import InputError, MediaError
-from ..mv2id_core.faces.base import as_image_list
-from ..mv2id_core.video_io import IMAGE_EXTENSIONS, list_media
+from mv2id_core import views as core_views
+from mv2id_core.errors import InputError, MediaError
+from mv2id_core.faces.base import as_image_list
+from mv2id_core.video_io import IMAGE_EXTENSIONS, list_media
 from .sockets import FaceAnalyzer
 from .utils import check_image_batch
 

@@ -1,12 +1,14 @@
 """Real face photos for the tests and the helpers that derive images from them.
 
-The photos ship inside the insightface wheel (installed on the test host for that reason):
+The photos ship inside the insightface wheel (installed on the test hosts for that reason; the
+library environment has them unpacked without the package):
 Tom_Hanks_54745.png, a 112x112 aligned portrait (yaw about +25 degrees), and t1.jpg, a group
 photo with six people. Derived images (flips, rotations, crops, resizes) are made at run time.
 """
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,10 @@ T1_FACES = [(67, 283, 175, 390), (275, 176, 364, 265), (450, 295, 557, 402), (72
 
 
 def images_dir() -> Path:
-    """insightface's data/images folder; skips the test when the wheel is not installed."""
+    """insightface's data/images folder ($MV2ID_TEST_PHOTOS where the environment has the photos without
+    the package: tools/setup_host.py unpacks them for the library environment); skips the test without them."""
+    if os.environ.get("MV2ID_TEST_PHOTOS"):
+        return Path(os.environ["MV2ID_TEST_PHOTOS"])
     spec = importlib.util.find_spec("insightface")
     if spec is None or not spec.submodule_search_locations:
         pytest.skip("the test photos ship with the insightface package, which is not installed")

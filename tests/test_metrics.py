@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from faces_helpers import CodeAnalyzer, coded, dlib_an, unit  # noqa: F401  (dlib_an: fixture)
+from faces_helpers import CodeAnalyzer, coded, unit
 from mv2id_core import metrics as M
 from mv2id_core.errors import InputError, NoReferenceFaceError
 from mv2id_core.faces.base import Face

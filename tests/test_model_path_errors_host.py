@@ -191,12 +191,11 @@ def test_broken_lora_file(bad, comfy, ref_files, kind):
 
 
 @pytest.fixture(scope="module")
-def i2v_model(comfy):
+def i2v_model(comfy, comfy_modules):
     """A tiny Wan image-to-video model (36 input channels, as Wan 2.1 I2V and Wan 2.2 A14B I2V) in the server's
     diffusion_models folder."""
-    from mv2id_train import comfy_env
     import make_tiny_models
-    c = comfy_env.import_comfy()
+    c = comfy_modules
     with torch.device("meta"):
         module = c.ldm.wan.model.WanModel(model_type="t2v", in_dim=36, dim=128, ffn_dim=256, num_heads=1, num_layers=1,
                                           operations=c.ops.disable_weight_init)

@@ -9,13 +9,10 @@ from mv2id_core.rdrope import RDRoPEConfig, position_ids
 
 import train_helpers as T
 
-from mv2id_train import comfy_env
-
 
 @pytest.fixture(scope="module")
-def patched():
+def patched(comfy_modules):
     """(RDRoPEEncode installed on a tiny Wan 2.1 clone, its diffusion model)."""
-    comfy_env.import_comfy()
     import comfy.sd
     from mv2id_core.comfyui.rdrope_patch import RDRoPEEncode, patch_rdrope
 

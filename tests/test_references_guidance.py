@@ -5,7 +5,7 @@ import torch
 from mv2id_core.guidance import GuidanceConfig, in_window, step_index, window_steps
 from mv2id_core.errors import InputError
 from mv2id_core.latents import check_length
-from mv2id_core.references import encode_references, fit_references, reference_layout, to_rgb_on_white
+from mv2id_core.references import encode_references, fit_references, to_rgb_on_white
 
 
 def test_pad_white_keeps_aspect_and_pads_white():
@@ -51,11 +51,6 @@ def test_encode_references_joins_on_time_in_order():
     lat = encode_references(imgs, lambda x: x.mean().reshape(1, 1, 1, 1, 1).expand(1, 16, 1, 2, 2))
     assert lat.shape == (1, 16, 3, 2, 2)
     assert lat[0, 0, :, 0, 0].tolist() == [0.0, 1.0, 2.0]
-
-
-def test_layout_record():
-    lay = reference_layout(3, 832, 480, 81, 1, "pad_white")
-    assert lay["video_latent_frames"] == 21 and lay["latent_hw"] == [60, 104] and lay["token_grid_hw"] == [30, 52]
 
 
 def test_step_index_and_window():

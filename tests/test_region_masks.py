@@ -4,8 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mv2id_core.region_masks import (apply_region_masks, coverage, mask_references, region_block_masks,
-                                    region_masks)
+from mv2id_core.region_masks import apply_region_masks, mask_references, region_block_masks, region_masks
+
+
+def coverage(masks: torch.Tensor) -> float:
+    """Fraction of pixels visible in at least one view (1.0 = nothing hidden everywhere)."""
+    return float((~masks.to(torch.bool)).any(0).float().mean())
 
 
 @pytest.mark.parametrize("ratio", [0.0, 0.25, 0.6, 0.9, 1.0])

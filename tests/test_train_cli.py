@@ -136,11 +136,10 @@ def test_data_refuses_other_settings_in_the_same_out(capsys, one_broken_video, t
     assert "use a new --out" in line
 
 
-def test_bg_model_uses_comfyuis_loader_or_names_the_version(capsys, one_broken_video, tmp_path):
+def test_bg_model_uses_comfyuis_loader_or_names_the_version(capsys, one_broken_video, tmp_path, comfy_modules):
     """--bg-model goes through ComfyUI's own background-removal loader; a file it does not recognise,
     or a ComfyUI without that loader (0.3.75), is a one-line error naming the fix."""
-    from mv2id_train import comfy_env, prep
-    comfy_env.import_comfy()
+    from mv2id_train import prep
     import importlib.util
     has_loader = importlib.util.find_spec("comfy.bg_removal_model") is not None
     line = _fails(capsys, prep.main, [str(one_broken_video), "--out", str(tmp_path / "d"),
@@ -166,13 +165,15 @@ def test_cache_rejects_bad_numbers(capsys, tmp_path, args, message):
     from mv2id_train import cache
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text(json.dumps({"id": "a", "references": ["r0.png", "r1.png"]}) + "\n")
-    line = _fails(capsys, cache.main, ["--manifest", str(manifest), "--vae", str(T.tiny_vae()), "--context-file",
-                                       str(T.tiny_vae()), "--out", str(tmp_path / "c"), *args])
+    never_read = tmp_path / "never_read.safetensors"    # the numbers are refused before any file is opened
+    never_read.write_bytes(b"")
+    line = _fails(capsys, cache.main, ["--manifest", str(manifest), "--vae", str(never_read), "--context-file",
+                                       str(never_read), "--out", str(tmp_path / "c"), *args])
     assert line.startswith("mv2id-cache: error: ") and message in line, line
     assert not (tmp_path / "c").exists()
 
 
-def test_cache_out_file_missing_inputs_and_changed_settings(capsys, tmp_path):
+def test_cache_out_file_missing_inputs_and_changed_settings(capsys, tmp_path, comfy_modules):
     from mv2id_train import cache
     from mv2id_train.cache_format import CacheWriter
     manifest = tmp_path / "manifest.jsonl"
@@ -207,9 +208,7 @@ def test_cache_out_file_missing_inputs_and_changed_settings(capsys, tmp_path):
 
 # ----------------------------------------------------------------------------- mv2id-train
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    from mv2id_train import comfy_env
-    comfy_env.import_comfy()
+def cache(tmp_path_factory, comfy_modules):
     return T.make_cache(tmp_path_factory.mktemp("cli-cache"), n=1, draws=1)
 
 

@@ -12,12 +12,10 @@ from mv2id_core.rdrope import RDRoPEConfig, config_from_metadata, config_to_meta
 
 import train_helpers as T
 
-from mv2id_train import comfy_env
-
 
 @pytest.fixture(scope="module")
-def comfy_pkg():
-    return comfy_env.import_comfy()
+def comfy_pkg(comfy_modules):
+    return comfy_modules
 
 
 def _capture_ids(dm):

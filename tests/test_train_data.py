@@ -73,7 +73,7 @@ def test_shards_and_resume_give_the_same_manifest(data, videos, tmp_path):
     assert json.loads((out / "summary.json").read_text()) == json.loads((data / "summary.json").read_text())
 
 
-def test_cache_and_train_on_the_manifest(data, tmp_path):
+def test_cache_and_train_on_the_manifest(data, tmp_path, comfy_modules):
     from mv2id_train import cache as C
     from mv2id_train.cache_format import CachedDataset
     ctx = tmp_path / "contexts.safetensors"

@@ -17,11 +17,9 @@ TRAINED = dict(rdrope_mode="rd", rdrope_offset=2.0, rdrope_first_index=0)
 
 
 @pytest.fixture(scope="module")
-def trained_lora(comfy, tmp_path_factory):
+def trained_lora(comfy, comfy_modules, tmp_path_factory):
     """Train 40 steps on the tiny model and put the LoRA into the server's loras folder."""
-    from mv2id_train import comfy_env
     from mv2id_train.train import Trainer, config_from_args
-    comfy_env.import_comfy()
     cache = T.make_cache(tmp_path_factory.mktemp("host-cache"), n=1, draws=1)
     out = tmp_path_factory.mktemp("host-run")
     cfg = config_from_args(T.train_args(cache, out, 40, rank=8, lr=3e-3, warmup=0, save_every=0,

@@ -10,14 +10,12 @@ import train_helpers as T
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    from mv2id_train import comfy_env
-    comfy_env.import_comfy()
+def cache(tmp_path_factory, comfy_modules):
     return T.make_cache(tmp_path_factory.mktemp("cache"), n=2, draws=2)
 
 
 @pytest.fixture(scope="module")
-def one_sample_cache(tmp_path_factory):
+def one_sample_cache(tmp_path_factory, comfy_modules):
     return T.make_cache(tmp_path_factory.mktemp("cache1"), n=1, draws=3)
 
 

@@ -6,7 +6,6 @@ import json
 import numpy as np
 import pytest
 
-from faces_helpers import dlib_an  # noqa: F401  (fixture)
 from mv2id_core import views as V
 from mv2id_core.errors import InputError, NoFaceError
 from mv2id_core.faces import find_face

@@ -103,27 +103,16 @@ def inputs(comfy):
     return photos
 
 
-# what a person does by hand on a machine without the real weights: pick the tiny model files,
-# pick the dlib backend, make the video small, remove the upscaler, and (test-only) feed the
-# text conditioning from the test node because umT5-XXL cannot be shrunk
+# what a person does by hand on a machine without the real weights: pick the tiny model files and
+# sizes (the widget values workflow_api.rewrite_for_tiny_models gives, computed in Python: its rules
+# live there once), pick the dlib backend, remove the upscaler, and (test-only) feed the text
+# conditioning from the test node because umT5-XXL cannot be shrunk
 TO_TINY = """(tiny) => {
   const g = app.graph;
   const link = (id) => g.links[id] ?? g.links.get?.(id);
   const set = (n, name, v) => { const w = (n.widgets || []).find(w => w.name === name); if (w) w.value = v; };
   for (const n of [...g.nodes]) {
-    for (const [name, v] of Object.entries(tiny.inputs[n.type] || {})) set(n, name, v);
-    const named = tiny.named_lora[n.type];
-    const lw = named && (n.widgets || []).find(w => w.name === named);
-    if (lw && lw.value !== 'none') lw.value = tiny.lora;
-    const steps = tiny.max_steps[n.type];
-    const w = steps && (n.widgets || []).find(w => w.name === steps);
-    if (w && w.value > tiny.steps) {      // start/end steps scale with the steps (a two-stage split stays one)
-      for (const k of tiny.step_range) {
-        const r = (n.widgets || []).find(x => x.name === k);
-        if (r && r.value < w.value) r.value = Math.round(r.value * tiny.steps / w.value);
-      }
-      w.value = tiny.steps;
-    }
+    for (const [name, v] of Object.entries(tiny.widgets[n.id] || {})) set(n, name, v);
     if (n.type === 'Mv2IDFaceAnalyzer') set(n, 'backend', 'dlib');
   }
   const replace = (old, type) => {
@@ -156,9 +145,17 @@ TO_TINY = """(tiny) => {
 }"""
 
 
-TINY_ARGS = {"inputs": workflow_api.TINY_INPUTS, "max_steps": workflow_api.TINY_MAX_STEPS, "steps": TINY["steps"],
-             "step_range": workflow_api.STEP_RANGE_INPUTS, "named_lora": workflow_api.TINY_NAMED_LORA,
-             "lora": workflow_api.TINY_LORA, "stand_ins": workflow_api.TINY_STAND_INS}
+def _tiny_args(wf: dict, info: dict) -> dict:
+    """TO_TINY's argument: per node id the widget values the tiny run changes, and the stand-ins."""
+    api = workflow_api.ui_to_api(wf, info)
+    tiny = workflow_api.rewrite_for_tiny_models(api)
+    widgets = {}
+    for nid, node in api.items():
+        t = tiny.get(nid)
+        if t is not None and t["class_type"] == node["class_type"]:
+            widgets[nid] = {k: v for k, v in t["inputs"].items()
+                            if not isinstance(v, list) and node["inputs"].get(k) != v}
+    return {"widgets": widgets, "stand_ins": workflow_api.TINY_STAND_INS}
 
 
 def _node_id(wf: dict, ntype: str, title: str | None = None) -> str:
@@ -221,7 +218,7 @@ def test_workflow_loads_queues_and_finishes_in_the_browser(comfy, page, inputs, 
         return
     assert not page.locator("text=Some Nodes Are Missing").is_visible()
 
-    page.evaluate(TO_TINY, TINY_ARGS)
+    page.evaluate(TO_TINY, _tiny_args(wf, info))
     answer = comfy_browser.queue_from_page(page)
     assert answer["_status"] == 200 and not answer.get("node_errors"), f"validation failed: {answer}"
     entry = comfy.wait(answer["prompt_id"], timeout=300)

@@ -61,6 +61,9 @@ class HostConfig:
                 if line.startswith("export "):
                     k, _, v = line[len("export "):].partition("=")
                     env[k] = v.strip().strip('"')
+        if "MV2ID_COMFYUI" not in env:   # the library environment (hosts.ini source = none)
+            raise RuntimeError(f"the environment {env.get('MV2ID_HOST')!r} ({env.get('MV2ID_HOST_DESCRIPTION')}) "
+                               f"has no ComfyUI")
         return cls(Path(env["MV2ID_COMFYUI"]), env.get("MV2ID_PYTHON", sys.executable),
                    Path(env["MV2ID_TINY_MODELS"]), env.get("MV2ID_HOST", "custom"),
                    env.get("MV2ID_HOST_DESCRIPTION", ""))

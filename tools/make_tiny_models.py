@@ -126,7 +126,6 @@ def _save(sd, path: str, meta: dict, extra_metadata: dict | None = None) -> None
 
 def _rdrope_metadata() -> dict:
     """The RD-RoPE settings a LoRA trained by mv2id-train records (mv2id_core.rdrope's own writer)."""
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from mv2id_core.rdrope import RDRoPEConfig, config_to_metadata
     return config_to_metadata(RDRoPEConfig("rd", 1.0, 1))
 

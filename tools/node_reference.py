@@ -27,7 +27,6 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
 import workflow_api  # noqa: E402
 README = ROOT / "README.md"
 NODE_REF_START = "<!-- node-reference:start -->"
@@ -99,14 +98,10 @@ def code(v) -> str:
 
 
 # ----------------------------------------------------------------------------- one input / output
-def input_type(typ) -> str:
-    return "COMBO" if isinstance(typ, list) or typ == "COMBO" else str(typ)
-
-
-def default_range(name: str, typ, opts: dict) -> str:
+def default_range(spec: workflow_api.InputSpec) -> str:
     """The 'default / range' cell of one input."""
-    t = input_type(typ)
-    if not workflow_api.InputSpec(name, typ, opts, False).is_widget:
+    name, typ, opts, t = spec.name, spec.type, spec.options, spec.type_name
+    if not spec.is_widget:
         return "—"          # a connection, no widget
     parts = []
     if t == "COMBO":
@@ -147,7 +142,7 @@ def render_node(node_id: str, info: dict) -> str:
         lines += ["| input | type | default / range | tooltip |", "| --- | --- | --- | --- |"]
         for i in inputs:
             label = f"`{i.name}`" + (" (optional)" if i.optional else "")
-            lines.append(f"| {label} | {input_type(i.type)} | {cell(default_range(i.name, i.type, i.options))} "
+            lines.append(f"| {label} | {i.type_name} | {cell(default_range(i))} "
                          f"| {cell(i.options.get('tooltip'))} |")
         lines.append("")
     outputs = info.get("output") or []
@@ -157,7 +152,7 @@ def render_node(node_id: str, info: dict) -> str:
         lists = info.get("output_is_list") or []
         lines += ["| output | type | tooltip |", "| --- | --- | --- |"]
         for i, typ in enumerate(outputs):
-            t = input_type(typ) + (" (list)" if i < len(lists) and lists[i] else "")
+            t = workflow_api.type_name(typ) + (" (list)" if i < len(lists) and lists[i] else "")
             tip = tips[i] if i < len(tips) else None
             lines.append(f"| `{names[i] if i < len(names) else typ}` | {t} | {cell(tip)} |")
         lines.append("")

@@ -32,6 +32,11 @@ _MISSING = object()
 
 
 # ----------------------------------------------------------------------------- input specs
+def type_name(typ) -> str:
+    """The type of an /object_info input or output: a combo's option list (old style) is COMBO."""
+    return "COMBO" if isinstance(typ, list) else str(typ)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     name: str
@@ -41,7 +46,7 @@ class InputSpec:
 
     @property
     def type_name(self) -> str:
-        return "COMBO" if isinstance(self.type, list) else str(self.type)
+        return type_name(self.type)
 
     @property
     def is_widget(self) -> bool:

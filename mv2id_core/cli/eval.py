@@ -17,15 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python mv2id_core/cli/eval.py`: make the package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    __package__ = "mv2id_core.cli"
-
-from .. import metrics as M  # noqa: E402
-from . import args as cli_args  # noqa: E402
-from ..errors import FaceAnalysisError, InputError, MediaError, UsageError  # noqa: E402
-from ..plot import MIN_SIZE  # noqa: E402
-from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_reference, read_sampled_frames  # noqa: E402
+from .. import metrics as M
+from . import args as cli_args
+from ..errors import FaceAnalysisError, InputError, MediaError, UsageError
+from ..plot import MIN_SIZE
+from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_reference, read_sampled_frames
 
 PROG = "mv2id-eval"
 

@@ -322,10 +322,35 @@ class Mv2IDTestImage(io.ComfyNode):
         return io.NodeOutput(img)
 
 
+class Mv2IDTestModuleNames(io.ComfyNode):
+    """Reports every imported module's name and file, for tests/test_import_names.py."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestModuleNames",
+            category="mv2id/testing",
+            description="TEST ONLY: JSON {module name: file} of every module imported in this process.",
+            inputs=[io.AnyType.Input("after", optional=True, tooltip="Anything that must run first.")],
+            outputs=[io.String.Output()],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, after=None) -> io.NodeOutput:
+        import sys
+        text = json.dumps({name: getattr(m, "__file__", None) for name, m in list(sys.modules.items())})
+        return io.NodeOutput(text, ui={"text": [text]})
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+
 class _TestExtension(ComfyExtension):
     async def get_node_list(self):
-        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestWindowProbe, Mv2IDTestCallReport, Mv2IDTestLatentStats,
-                Mv2IDTestBackgroundModel, Mv2IDTestImage]
+        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestWindowProbe, Mv2IDTestCallReport,
+                Mv2IDTestLatentStats, Mv2IDTestBackgroundModel, Mv2IDTestImage, Mv2IDTestModuleNames]
 
 
 async def comfy_entrypoint():
