@@ -9,19 +9,30 @@ one cache per window; bad window settings give clear errors. What core did befor
 in mv2id_core/comfyui/context_windows.py."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+
+import run_workflow
+import workflow_api
 
 from graphs import Graph
 from model_path_graphs import H, W, calls, conditioning, error_of, latent, ref_files, sampler
 from mv2id_core.guidance import CONDITIONS, REFERENCE, GuidanceConfig
 from mv2id_core.latents import latent_frames
 from mv2id_core.rdrope import RDRoPEConfig, reference_ids
+from mv2id_core.video_io import read_frames
 
 __all__ = ["ref_files"]   # module fixture
 
+ROOT = Path(__file__).resolve().parent.parent
 NODE = "WanContextWindowsManual"
 H_LEN, W_LEN = H // 16, W // 16        # token grid of the tiny video (8x VAE, 2x2 patches)
 # windows of 81 frames (21 latent) with a 32-frame overlap (8 latent on both hosts: 0.3.75 rounds the
@@ -274,3 +285,30 @@ def test_a_video_length_not_4n_plus_1_is_refused(healthy, ref_files):
     long_video(g, healthy, ref_files, "len160", frames=160, steps=2, window={})
     msg = error_of(healthy, g.prompt())
     assert "length 160 is not of the form 4n+1" in msg, msg
+
+
+# --------------------------------------------------------------------------- the workflow, by the demo's path
+def test_the_demo_runs_the_long_video_workflow(comfy, tmp_path):
+    """tools/run_workflow.py on example_workflows/mv2id_long_video.json with the tiny models: the video is as
+    many context windows long as the workflow's (161 frames in 81-frame windows), decoded, saved; an older
+    ComfyUI's Wan Context Windows without FreeNoise is named in the demo's notes."""
+    info = comfy.object_info()
+    window_inputs(comfy)
+    workflow = ROOT / "example_workflows" / "mv2id_long_video.json"
+    api = workflow_api.ui_to_api(json.loads(workflow.read_text()), info, optional_types=run_workflow.NEWER_CORE)
+    (sampled,) = {n["inputs"]["length"] for n in workflow_api.rewrite_for_tiny_models(api).values()
+                  if n["class_type"] == "Mv2IDReferenceConditioning"}
+    assert sampled > workflow_api.TINY_RUN["window"]          # still in windows
+    env = dict(os.environ, MV2ID_COMFYUI=str(comfy.host.comfyui), MV2ID_PYTHON=comfy.host.python,
+               MV2ID_TINY_MODELS=str(comfy.host.tiny_models))
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "run_workflow.py"), "--workflow", str(workflow),
+                        "--mode", "tiny", "--out", str(tmp_path)], capture_output=True, text=True, timeout=900,
+                       env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (video,) = [Path(line) for line in r.stdout.split() if line.endswith(".mp4")]
+    frames, total = read_frames(video)
+    interpolated = "FrameInterpolate left out" not in r.stderr
+    assert total == (2 * sampled - 1 if interpolated else sampled)
+    assert np.stack(frames).std() > 0
+    freenoise = "freenoise" in window_inputs(comfy)
+    assert ("has no 'freenoise' setting: sampled without FreeNoise" in r.stderr) != freenoise, r.stderr
