@@ -266,6 +266,22 @@ def test_easycache_that_reuses_nothing_changes_nothing(comfy, ref_files):
     assert torch.equal(latent(comfy, entry, "cache0"), latent(comfy, entry, "plain"))
 
 
+def test_lazycache_over_the_windows_reuses_whole_steps(comfy, ref_files):
+    """LazyCache decides per model evaluation, before the windows: a reused step runs no window at all."""
+    g = Graph()
+    model, _, cond = conditioning(g, ref_files, length=161)
+    model = g.add("Mv2IDRDRoPE", model=model, mode="rd", offset=1.0, first_index=1, layout=cond[4])
+    model = g.add("Mv2IDTestWindowProbe", model=model, key="lazy")
+    model = g.add("LazyCache", model=model, reuse_threshold=0.8, start_percent=0.15, end_percent=0.95, verbose=False)
+    lat = sampler(g, windows(g, comfy, model), cond, steps=8, ref_end=0.2)
+    g.add("Mv2IDTestSaveLatent", samples=lat, filename="lazy")
+    g.add("Mv2IDTestCallReport", _id="report_lazy", samples=lat, key="lazy")
+    entry = comfy.run(g.prompt())
+    steps = by_step(calls(entry, "report_lazy"))
+    assert 0 < len(steps) < 8 and all(len(step) == 3 for step in steps), [len(s) for s in steps]
+    assert torch.isfinite(latent(comfy, entry, "lazy")).all()
+
+
 # --------------------------------------------------------------------------- bad settings
 @pytest.mark.parametrize("overlap,latent_overlap", [(84, 21), (88, 22)])
 def test_an_overlap_not_below_the_window_length_is_refused(healthy, ref_files, overlap, latent_overlap):
