@@ -51,15 +51,15 @@ def window_inputs(comfy) -> dict:
     return {**spec.get("required", {}), **spec.get("optional", {})}
 
 
-def windows(g, comfy, model, length=81, overlap=32, schedule="standard_static", freenoise=False):
+def windows(g, comfy, model, length=81, overlap=32, schedule="standard_static", freenoise=False, retain=False):
     spec = window_inputs(comfy)
     inputs = dict(model=model, context_length=length, context_overlap=overlap, context_schedule=schedule,
                   context_stride=1, closed_loop=False, fuse_method="pyramid")
-    if "freenoise" in spec:
-        inputs["freenoise"] = freenoise
-    elif freenoise:
-        pytest.skip(f"this ComfyUI's {NODE} has no FreeNoise")
-    inputs.update({k: False for k in ("retain_first_frame", "split_conds_to_windows") if k in spec})
+    for name, value in (("freenoise", freenoise), ("retain_first_frame", retain), ("split_conds_to_windows", False)):
+        if name in spec:
+            inputs[name] = value
+        elif value:
+            pytest.skip(f"this ComfyUI's {NODE} has no {name}")
     return g.add(NODE, **inputs)
 
 
@@ -236,6 +236,16 @@ def test_references_stay_whole_when_as_many_as_the_latent_frames(comfy, ref_file
     assert {tuple(c["window"]) for c in got} == {(0, 1, 2), (1, 2, 3)}
     for c in got:
         check_call(c, "rd", refs, num_refs=4)
+
+
+def test_retain_first_frame_leaves_the_references_alone(comfy, ref_files):
+    """retain_first_frame keeps frame 0 of per-frame conditions in every window; the references are none, so
+    the result is the same as without it, bit for bit."""
+    g = Graph()
+    cond = long_video(g, comfy, ref_files, "retain_off", frames=161, steps=2, window={})
+    long_video(g, comfy, ref_files, "retain_on", frames=161, steps=2, cond=cond, window=dict(retain=True))
+    entry = comfy.run(g.prompt())
+    assert torch.equal(latent(comfy, entry, "retain_on"), latent(comfy, entry, "retain_off"))
 
 
 # --------------------------------------------------------------------------- EasyCache
