@@ -80,7 +80,7 @@ def _comfy_dir(arg: str | None) -> Path:
     return comfy_server.HostConfig.from_env().comfyui
 
 
-def main(argv=None):
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--comfyui", help="ComfyUI folder (default: the pinned host)")
     ap.add_argument("--models", default=str(ROOT / ".host" / "models"), help="where model files are (re)generated")
@@ -111,59 +111,37 @@ def main(argv=None):
     a.direct = (a.preset == "tiny") if a.direct is None else a.direct
     if a.cache_threshold is None:
         a.cache_threshold = 0.8 if a.count_on == "tiny" else 0.2
-    kinds = [k for k in a.kinds.split(",") if k]
+    a.kinds = [k for k in a.kinds.split(",") if k]
     for k in ("phantom3", "mv2id3", "mv2id2", "mv2id1"):   # the configurations are made of these
-        if k not in kinds:
-            kinds.append(k)
+        if k not in a.kinds:
+            a.kinds.append(k)
+    return a
 
-    import make_tiny_models
-    comfy_dir = _comfy_dir(a.comfyui)
-    make_tiny_models.build(str(comfy_dir), a.models, "tiny")     # the counting model; imports comfy
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def load_models(a, comfy_dir: Path, dev):
+    """(the tiny counting model, the benchmark model), both with Phantom's shift; build time in seconds."""
     import torch
-    import comfy.model_management as mm
-    import comfy.patcher_extension as pe
-    import comfy.samplers
     import comfy.sd
-    import node_helpers
-    from comfy_extras.nodes_custom_sampler import Guider_DualCFG
-    from comfy_extras.nodes_easycache import EasyCacheNode
+    import make_tiny_models
     from comfy_extras.nodes_model_advanced import ModelSamplingSD3
 
-    from mv2id_core.comfyui.guider import ReferenceGuider
-    from mv2id_core.comfyui.rdrope_patch import patch_rdrope
-    from mv2id_core.comfyui.wan import zero_reference_latent
-    from mv2id_core.guidance import GuidanceConfig
-    from mv2id_core.latents import latent_shape
-    from mv2id_core.rdrope import RDRoPEConfig
-
-    dev = mm.get_torch_device()
-    cuda = dev.type == "cuda"
-    dev_name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} threads)"
-    results = {"args": vars(a), "device": dev_name, "torch": torch.__version__, "stages": {}}
-
-    def save():
-        if a.json:
-            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(a.json).write_text(json.dumps(results, indent=1))
-
-    def log(msg):
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-    # ------------------------------------------------------------------ models
     def shifted(m):
         return ModelSamplingSD3().patch(m, SHIFT)[0]
 
-    tiny = shifted(comfy.sd.load_diffusion_model(
-        str(Path(a.models) / "diffusion_models" / make_tiny_models.PRESETS["tiny"]["unet_name"])))
+    tiny_file = str(Path(a.models) / "diffusion_models" / make_tiny_models.PRESETS["tiny"]["unet_name"])
+    tiny = shifted(comfy.sd.load_diffusion_model(tiny_file))
     t0 = time.perf_counter()
     gen_dtype, store_dtype = DTYPES[a.dtype]
     options = {"dtype": getattr(torch, store_dtype)} if store_dtype else {}
     if a.preset == "tiny" and a.dtype == "float32" and not a.in_memory:
-        model = comfy.sd.load_diffusion_model(
-            str(Path(a.models) / "diffusion_models" / make_tiny_models.PRESETS["tiny"]["unet_name"]))
+        model = comfy.sd.load_diffusion_model(tiny_file)
     elif a.preset == "14b" or a.preset == "tiny" or a.in_memory:   # (the tiny file stays float32: it also counts)
-        sd = make_tiny_models.wan21_state_dict(str(comfy_dir), a.preset, 0, gen_dtype, device=dev if cuda else "cpu",
-                                               out_device="cpu")
+        sd = make_tiny_models.wan21_state_dict(str(comfy_dir), a.preset, 0, gen_dtype,
+                                               device=dev if dev.type == "cuda" else "cpu", out_device="cpu")
         model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=options)
         del sd
     else:
@@ -171,70 +149,94 @@ def main(argv=None):
         model = comfy.sd.load_diffusion_model(
             str(Path(a.models) / "diffusion_models" / make_tiny_models.PRESETS[a.preset]["unet_name"]),
             model_options=options)
-    model = shifted(model)
-    results["stages"]["build_s"] = round(time.perf_counter() - t0, 1)
-    log(f"model {a.preset} {a.dtype} ready in {results['stages']['build_s']} s on {dev_name}")
-    save()
+    return tiny, shifted(model), round(time.perf_counter() - t0, 1)
 
-    # ------------------------------------------------------------------ inputs
-    g = torch.Generator().manual_seed(0)
-    latent = torch.zeros(latent_shape(1, a.length, a.height, a.width))
-    h, w = latent.shape[-2:]
-    noise = torch.randn(latent.shape, generator=g)
-    ctx_pos = torch.randn(1, a.text_tokens, 4096, generator=g)
-    ctx_neg = torch.randn(1, a.text_tokens, 4096, generator=g)
-    refs = torch.randn(1, 16, a.refs, h, w, generator=g)
-    pos, neg = [[ctx_pos, {}]], [[ctx_neg, {}]]
-    pos_r = node_helpers.conditioning_set_values(pos, {"time_dim_concat": refs})
-    neg_r = node_helpers.conditioning_set_values(neg, {"time_dim_concat": refs})
-    neg_z = node_helpers.conditioning_set_values(neg, {"time_dim_concat": zero_reference_latent(refs)})
-    sampler = comfy.samplers.sampler_object("euler")
-    rd_config = RDRoPEConfig("rd", 1.0, 1)
-    patched = {}
 
-    def prepared(base, rdrope, cache):
+class Bench:
+    """The inputs of one video (noise, text, references) and the guiders of every configuration on them."""
+
+    def __init__(self, a, dev):
+        import torch
+        import comfy.samplers
+        import node_helpers
+        from mv2id_core.comfyui.wan import zero_reference_latent
+        from mv2id_core.latents import latent_shape
+        from mv2id_core.rdrope import RDRoPEConfig
+
+        self.a, self.cuda = a, dev.type == "cuda"
+        g = torch.Generator().manual_seed(0)
+        self.latent = torch.zeros(latent_shape(1, a.length, a.height, a.width))
+        h, w = self.latent.shape[-2:]
+        self.noise = torch.randn(self.latent.shape, generator=g)
+        ctx_pos = torch.randn(1, a.text_tokens, 4096, generator=g)
+        ctx_neg = torch.randn(1, a.text_tokens, 4096, generator=g)
+        refs = torch.randn(1, 16, a.refs, h, w, generator=g)
+        self.pos, self.neg = [[ctx_pos, {}]], [[ctx_neg, {}]]
+        self.pos_r = node_helpers.conditioning_set_values(self.pos, {"time_dim_concat": refs})
+        self.neg_r = node_helpers.conditioning_set_values(self.neg, {"time_dim_concat": refs})
+        self.neg_z = node_helpers.conditioning_set_values(self.neg, {"time_dim_concat": zero_reference_latent(refs)})
+        self.sampler = comfy.samplers.sampler_object("euler")
+        self.rd_config = RDRoPEConfig("rd", 1.0, 1)
+        self.patched = {}
+
+    def prepared(self, base, rdrope, cache):
+        from comfy_extras.nodes_easycache import EasyCacheNode
+        from mv2id_core.comfyui.rdrope_patch import patch_rdrope
+
         key = (id(base), rdrope, cache)
-        if key not in patched:
-            m = patch_rdrope(base, rd_config) if rdrope else base
+        if key not in self.patched:
+            m = patch_rdrope(base, self.rd_config) if rdrope else base
             if cache:
-                m = EasyCacheNode.execute(m, a.cache_threshold, 0.15, 0.95, False).result[0]
-            patched[key] = m
-        return patched[key]
+                m = EasyCacheNode.execute(m, self.a.cache_threshold, 0.15, 0.95, False).result[0]
+            self.patched[key] = m
+        return self.patched[key]
 
-    def guider(base, kind, window, outside, rdrope, cache=False, counter=None):
-        m = prepared(base, rdrope, cache)
+    def guider(self, base, kind, window, outside, rdrope, cache=False, counter=None):
+        import comfy.patcher_extension as pe
+        import comfy.samplers
+        from comfy_extras.nodes_custom_sampler import Guider_DualCFG
+        from mv2id_core.comfyui.guider import ReferenceGuider
+        from mv2id_core.guidance import GuidanceConfig
+
+        m = self.prepared(base, rdrope, cache)
         if counter is not None:   # on a clone, after EasyCache: it sees only the passes that really run
             m = m.clone()
             m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "mv2id_bench_count", counter)
         if kind == "plain":
             gd = comfy.samplers.CFGGuider(m)
-            gd.set_conds(pos, neg)
+            gd.set_conds(self.pos, self.neg)
             gd.set_cfg(7.5)
         elif kind == "phantom":
             gd = Guider_DualCFG(m)
-            gd.set_conds(pos_r, neg_r, neg_z)
+            gd.set_conds(self.pos_r, self.neg_r, self.neg_z)
             gd.set_cfg(7.5, 5.0)
         else:
             gd = ReferenceGuider(m)
-            gd.set_conds(pos_r, neg_r, neg_z)
+            gd.set_conds(self.pos_r, self.neg_r, self.neg_z)
             gd.set_cfg(GuidanceConfig(7.5, 5.0, window[0], window[1], outside))
         return gd
 
-    def sample(gd, steps, base):
+    def sample(self, gd, steps, base):
+        """(seconds, peak GiB on CUDA or None, sigmas) of sampling one video in `steps` steps."""
+        import torch
+        import comfy.samplers
+
         sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "simple", steps).cpu()
-        if cuda:
+        if self.cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
         t = time.perf_counter()
-        gd.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=0)
-        if cuda:
+        gd.sample(self.noise, self.latent, self.sampler, sigmas, disable_pbar=True, seed=0)
+        if self.cuda:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t
-        return dt, (torch.cuda.max_memory_allocated() / 2**30 if cuda else None), sigmas
+        return dt, (torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None), sigmas
 
-    # ------------------------------------------------------------------ 1. passes per video (counted)
-    configs = _configs(a)
-    count_model = tiny if a.count_on == "tiny" else model
+
+def count_passes(bench: Bench, configs: list[Config], model) -> None:
+    """Sample each configuration's whole video through its real guider, counting batch entries per step."""
+    from mv2id_core.guidance import GuidanceConfig
+
     for c in configs:
         calls = []
 
@@ -243,8 +245,8 @@ def main(argv=None):
             calls.append((float(topts["sigmas"].flatten()[0]), int(x.shape[0])))
             return executor(x, timestep, context, *args, **kwargs)
 
-        gd = guider(count_model, c.guider, c.window, c.outside, c.rdrope, c.cache, counter=counter)
-        _, _, sigmas = sample(gd, c.steps, count_model)
+        gd = bench.guider(model, c.guider, c.window, c.outside, c.rdrope, c.cache, counter=counter)
+        _, _, sigmas = bench.sample(gd, c.steps, model)
         per_step = [0] * c.steps
         for s, n in calls:
             per_step[min(range(c.steps), key=lambda i: abs(float(sigmas[i]) - s))] += n
@@ -252,30 +254,31 @@ def main(argv=None):
                    for i in range(c.steps)]
         c.counted = {"passes": sum(per_step), "per_step": per_step, "nominal_per_step": nominal}
         log(f"counted {c.name}: {sum(per_step)} passes in {c.steps} steps")
-    results["passes"] = {c.name: c.counted for c in configs}
-    save()
 
-    # ------------------------------------------------------------------ 2. time of each step kind
+
+def time_step_kinds(bench: Bench, model, kinds: list[str], steps: int, rounds: int, on_round) -> tuple[dict, dict]:
+    """({kind: [s/step per round]}, {kind: peak GiB or None}), the kinds interleaved round by round."""
     times = {k: [] for k in kinds}
-    peaks = {k: 0.0 if cuda else None for k in kinds}
-    makers = {k: (lambda k=k: guider(model, *KINDS[k])) for k in kinds}
+    peaks = {k: 0.0 if bench.cuda else None for k in kinds}
+    makers = {k: (lambda k=k: bench.guider(model, *KINDS[k])) for k in kinds}
     for k in kinds:                                  # warm-up: load, kernels, allocator
-        sample(makers[k](), 1, model)
+        bench.sample(makers[k](), 1, model)
         log(f"warm-up {k} done")
-    for r in range(a.rounds):
+    for r in range(rounds):
         for k in kinds:
-            dt, peak, _ = sample(makers[k](), a.steps, model)
-            times[k].append(dt / a.steps)
-            peaks[k] = max(peaks[k], peak) if cuda else peak
-            log(f"round {r + 1}/{a.rounds} {k}: {dt / a.steps:.3f} s/step" + (f", peak {peak:.2f} GiB" if cuda else ""))
-            results["step_kinds"] = {kk: {"s_per_step": times[kk], "peak_gib": peaks[kk]} for kk in kinds}
-            save()
-    med = {k: statistics.median(v) for k, v in times.items()}
+            dt, peak, _ = bench.sample(makers[k](), steps, model)
+            times[k].append(dt / steps)
+            peaks[k] = max(peaks[k], peak) if bench.cuda else peak
+            log(f"round {r + 1}/{rounds} {k}: {dt / steps:.3f} s/step"
+                + (f", peak {peak:.2f} GiB" if bench.cuda else ""))
+            on_round(times, peaks)
+    return times, peaks
 
+
+def config_rows(configs: list[Config], med: dict, peaks: dict, cuda: bool) -> list[dict]:
+    """Each configuration's s/step and s/video from its counted passes and the median time of each step kind."""
     def kind_of(c, passes):
-        if c.guider == "phantom":
-            return "phantom3"
-        return {3: "mv2id3", 2: "mv2id2", 1: "mv2id1"}[passes]
+        return "phantom3" if c.guider == "phantom" else {3: "mv2id3", 2: "mv2id2", 1: "mv2id1"}[passes]
 
     rows = []
     for c in configs:
@@ -284,16 +287,10 @@ def main(argv=None):
         rows.append({"config": c.name, "steps": c.steps, "passes": c.counted["passes"],
                      "s_per_step": cost / c.steps, "s_per_video": cost,
                      "peak_gib": max(peaks[k] for k in used) if cuda else None})
+    return rows
 
-    # ------------------------------------------------------------------ 3. end to end (optional)
-    if a.direct:
-        for row, c in zip(rows, configs):
-            dt, peak, _ = sample(guider(model, c.guider, c.window, c.outside, c.rdrope, c.cache), c.steps, model)
-            row["direct_s_per_step"], row["direct_peak_gib"] = dt / c.steps, peak
-            log(f"direct {c.name}: {dt / c.steps:.4f} s/step")
-    results["configs"] = rows
 
-    # ------------------------------------------------------------------ report
+def ratios_of(rows: list[dict], med: dict) -> dict:
     by = {r["config"]: r for r in rows}
     ph, dist = by["phantom"], by["mv2id_distilled"]
     ratios = {
@@ -304,15 +301,19 @@ def main(argv=None):
     }
     if "norope3" in med:
         ratios["rdrope_overhead"] = med["mv2id3"] / med["norope3"] - 1.0
-    results["ratios"] = ratios
-    save()
+    return ratios
 
+
+def report(a, results: dict, med: dict, peaks: dict, cuda: bool) -> None:
+    rows, ratios = results["configs"], results["ratios"]
+    by = {r["config"]: r for r in rows}
+    ph, dist = by["phantom"], by["mv2id_distilled"]
     print(f"\n# Mv2ID model path benchmark: preset={a.preset} weights={a.dtype} {a.width}x{a.height}x{a.length} "
-          f"refs={a.refs} device={dev_name} torch={torch.__version__}; step kinds timed over {a.steps} steps x "
+          f"refs={a.refs} device={results['device']} torch={results['torch']}; step kinds timed over {a.steps} steps x "
           f"{a.rounds} rounds (median); passes counted on the {'tiny' if a.count_on == 'tiny' else 'benchmark'} model")
     gib = (lambda v: f"{v:>10.2f}") if cuda else (lambda v: f"{'-':>10}")   # noqa: E731
     print(f"{'step kind':<12}{'s/step':>10}{'peak GiB':>10}")
-    for k in kinds:
+    for k in a.kinds:
         print(f"{k:<12}{med[k]:>10.4f}{gib(peaks[k])}")
     direct = " direct s/step" if a.direct else ""
     print(f"\n{'config':<28}{'steps':>6}{'passes':>8}{'s/step':>10}{'s/video':>10}{'peak GiB':>10}{direct}")
@@ -332,6 +333,57 @@ def main(argv=None):
           f"(target >= 1.3x)")
     print(f"EasyCache rows (reuse_threshold {a.cache_threshold}): skips depend on the weights"
           + (" (counted on the tiny random model)" if a.count_on == "tiny" else "") + ".")
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    import make_tiny_models
+    comfy_dir = _comfy_dir(a.comfyui)
+    make_tiny_models.build(str(comfy_dir), a.models, "tiny")     # the counting model; imports comfy
+    import torch
+    import comfy.model_management as mm
+
+    dev = mm.get_torch_device()
+    cuda = dev.type == "cuda"
+    dev_name = torch.cuda.get_device_name() if cuda else f"CPU ({os.cpu_count()} threads)"
+    results = {"args": vars(a), "device": dev_name, "torch": torch.__version__, "stages": {}}
+
+    def save():
+        if a.json:
+            Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(a.json).write_text(json.dumps(results, indent=1))
+
+    tiny, model, results["stages"]["build_s"] = load_models(a, comfy_dir, dev)
+    log(f"model {a.preset} {a.dtype} ready in {results['stages']['build_s']} s on {dev_name}")
+    save()
+    bench = Bench(a, dev)
+
+    # 1. passes per video (counted)
+    configs = _configs(a)
+    count_passes(bench, configs, tiny if a.count_on == "tiny" else model)
+    results["passes"] = {c.name: c.counted for c in configs}
+    save()
+
+    # 2. time of each step kind
+    def on_round(times, peaks):
+        results["step_kinds"] = {k: {"s_per_step": times[k], "peak_gib": peaks[k]} for k in a.kinds}
+        save()
+
+    times, peaks = time_step_kinds(bench, model, a.kinds, a.steps, a.rounds, on_round)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = config_rows(configs, med, peaks, cuda)
+
+    # 3. end to end (optional)
+    if a.direct:
+        for row, c in zip(rows, configs):
+            dt, peak, _ = bench.sample(bench.guider(model, c.guider, c.window, c.outside, c.rdrope, c.cache), c.steps,
+                                       model)
+            row["direct_s_per_step"], row["direct_peak_gib"] = dt / c.steps, peak
+            log(f"direct {c.name}: {dt / c.steps:.4f} s/step")
+    results["configs"] = rows
+    results["ratios"] = ratios_of(rows, med)
+    save()
+    report(a, results, med, peaks, cuda)
 
 
 if __name__ == "__main__":
