@@ -36,7 +36,8 @@ REFERENCE_KEY = "time_dim_concat"
 CACHE_KEY = "easycache"             # where core EasyCache / LazyCache keep their state in transformer_options
 # core's schedule that cuts the frames without overlap (the others step by length - overlap)
 BATCHED = "batched"
-# callback names of comfy.context_windows.IndexListCallbacks (RESIZE_COND_ITEM is absent before ~0.4)
+# callback names of comfy.context_windows.IndexListCallbacks (0.3.75 has no RESIZE_COND_ITEM; it never cuts
+# 5-D conditions such as the references)
 EXECUTE_START, EVALUATE, EXECUTE_CLEANUP, RESIZE_COND_ITEM = (
     "execute_start", "evaluate_context_windows", "execute_cleanup", "resize_cond_item")
 
