@@ -305,6 +305,18 @@ def test_an_overlap_not_below_the_window_length_is_refused(healthy, ref_files, o
     assert "set context_overlap below context_length" in msg
 
 
+def test_a_schedule_that_leaves_frames_out_is_refused(healthy, ref_files):
+    """81 frames in 33-frame windows, overlap 8, context_stride 2, standard_uniform: core's step 2 leaves two
+    latent frames in no window (they would come out as NaN)."""
+    g = Graph()
+    model, _, cond = conditioning(g, ref_files, length=81)
+    node = windows(g, healthy, model, length=33, overlap=8, schedule="standard_uniform")   # 2 latent frames on both
+    g.nodes[node.nid]["inputs"]["context_stride"] = 2
+    g.add("Mv2IDTestSaveLatent", samples=sampler(g, node, cond, steps=4), filename="holes")
+    msg = error_of(healthy, g.prompt())
+    assert "the context schedule standard_uniform leaves latent frames [" in msg and "on step 2" in msg, msg
+
+
 def test_a_video_length_not_4n_plus_1_is_refused(healthy, ref_files):
     window_inputs(healthy)
     g = Graph()
@@ -338,3 +350,36 @@ def test_the_demo_runs_the_long_video_workflow(comfy, tmp_path):
     assert np.stack(frames).std() > 0
     freenoise = "freenoise" in window_inputs(comfy)
     assert ("has no 'freenoise' setting: sampled without FreeNoise" in r.stderr) != freenoise, r.stderr
+
+
+# --------------------------------------------------------------------------- the plan, against core's schedules
+@pytest.mark.parametrize("schedule", ["standard_static", "standard_uniform", "looped_uniform", "batched"])
+def test_the_windows_checked_are_cores(comfy_modules, schedule):
+    """windows_per_step runs core's own schedule function for every step: the same windows as core's handler
+    gives (in-process, ComfyUI's IndexListContextHandler), and the handler is left on its own step."""
+    import comfy.context_windows as cw
+    from mv2id_core.comfyui.context_windows import windows_per_step
+    handler = cw.IndexListContextHandler(cw.get_matching_context_schedule(schedule),
+                                         cw.get_matching_fuse_method("pyramid"), 21, 8, 1, False, dim=2)
+    planned = windows_per_step(handler, 61, 6)
+    for step in range(6):
+        handler._step = step
+        assert planned[step] == [list(w) for w in cw.get_matching_context_schedule(schedule).func(61, handler, {})]
+    assert handler._step == 5
+    assert windows_per_step(handler, 21, 3) == [[list(range(21))]] * 3      # fits in one window: core runs none
+
+
+def test_overlaps_and_holes_found_before_sampling(comfy_modules):
+    import comfy.context_windows as cw
+    from mv2id_core.comfyui.context_windows import windows_per_step
+    from mv2id_core.errors import InputError
+
+    def handler(schedule, length, overlap, stride=1):
+        return cw.IndexListContextHandler(cw.get_matching_context_schedule(schedule),
+                                          cw.get_matching_fuse_method("pyramid"), length, overlap, stride, False, dim=2)
+    for schedule in ("standard_static", "standard_uniform", "looped_uniform"):
+        with pytest.raises(InputError, match="is not smaller than their length"):
+            windows_per_step(handler(schedule, 21, 21), 41, 2)
+    assert len(windows_per_step(handler("batched", 21, 30), 41, 1)[0]) == 2   # batched has no overlap
+    with pytest.raises(InputError, match=r"leaves latent frames \[.*\] of 21 in no window on step 2"):
+        windows_per_step(handler("standard_uniform", 9, 2, stride=2), 21, 4)
