@@ -84,6 +84,22 @@ def test_step_modes_and_passes_outside_the_window():
         GuidanceConfig(outside="none")
 
 
+def test_which_conditions_a_step_runs():
+    """One rule for the guider and the pass counts: the zero-reference pass only inside the window, and
+    ComfyUI's cfg-1 shortcut (a scale of exactly 1 runs no pass for what it would subtract) only when on."""
+    from mv2id_core.guidance import REFERENCE
+    g = GuidanceConfig(7.5, 5.0, 0.0, 0.2)
+    assert g.conditions(REFERENCE) == ("negative", "middle", "positive")
+    assert g.conditions("text_cfg") == ("middle", "positive")
+    assert g.conditions("no_cfg") == ("positive",)
+    assert g.conditions("no_cfg", cfg1_shortcut=False) == ("middle", "positive")
+    assert GuidanceConfig(7.5, 1.0).conditions(REFERENCE) == ("middle", "positive")
+    assert GuidanceConfig(1.0, 1.0).conditions(REFERENCE) == ("positive",)
+    assert GuidanceConfig(1.0, 1.0).conditions(REFERENCE, cfg1_shortcut=False) == ("negative", "middle", "positive")
+    assert GuidanceConfig(1.0, 5.0).conditions("text_cfg") == ("positive",)
+    assert all(g.passes(i, 10) == len(g.conditions(g.step_mode(i, 10))) for i in range(10))
+
+
 def test_distilled_preset_needs_an_eighth_of_core_phantoms_passes():
     """The distilled-LoRA preset (8 steps, reference guidance on the first step only, one pass after
     it) against core Phantom at 30 steps (three passes every step): the issue's target is <= 1/8."""
