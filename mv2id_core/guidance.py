@@ -86,11 +86,6 @@ class GuidanceConfig:
         return len(self.conditions(self.step_mode(step, num_steps)))
 
 
-def passes_per_video(config: GuidanceConfig, num_steps: int) -> int:
-    """Model passes a whole run of `num_steps` steps makes (one evaluation per step, as Euler does)."""
-    return sum(config.passes(i, num_steps) for i in range(num_steps))
-
-
 class StepTracker:
     """Which sampling step each model evaluation belongs to, from the sampler's own step callback.
 
@@ -153,8 +148,3 @@ def in_window(step: int, num_steps: int, start: float, end: float) -> bool:
     frac = step / num_steps
     eps = 1e-9
     return (frac + eps >= start) and (frac + eps < end or end >= 1.0 - eps)
-
-
-def window_steps(num_steps: int, start: float, end: float) -> list[int]:
-    """The step indices in which the reference pass runs (handy for docs, tests, logging)."""
-    return [i for i in range(num_steps) if in_window(i, num_steps, start, end)]
