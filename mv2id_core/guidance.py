@@ -25,6 +25,9 @@ from .errors import check_choice
 OUTSIDE_MODES = ("text_cfg", "no_cfg")
 # the modes of one step: three passes, or one of OUTSIDE_MODES
 REFERENCE = "reference"
+# the conditions of a step, in the order the guider passes them to the model (positive last, see the guider):
+# neg = negative text + zero references, mid = negative text + references, pos = text + references
+CONDITIONS = ("negative", "middle", "positive")
 
 
 @dataclass(frozen=True)
@@ -59,22 +62,28 @@ class GuidanceConfig:
             return REFERENCE
         return self.outside
 
-    def passes(self, step: int, num_steps: int) -> int:
-        """Model passes (batch entries) of step `step`, with ComfyUI's cfg-1 shortcut (a scale of
-        exactly 1 needs no pass for the condition it would subtract)."""
-        mode = self.step_mode(step, num_steps)
+    def text_scale_in(self, mode: str) -> float:
+        """The text scale of a step of `mode`: s_text, except 1 in a no_cfg step (one pass, no CFG)."""
+        return 1.0 if mode == "no_cfg" else self.text_scale
+
+    def conditions(self, mode: str, cfg1_shortcut: bool = True) -> tuple[str, ...]:
+        """The conditions (CONDITIONS, in that order) a step of `mode` runs the model on: the one rule for
+        which passes run, used by the guider and by every pass count. The zero-reference `negative` runs
+        only in REFERENCE steps; with ComfyUI's cfg-1 shortcut (on unless a model option disables it) a
+        scale of exactly 1 needs no pass for the condition it would subtract."""
         if mode == REFERENCE:
-            if math.isclose(self.ref_scale, 1.0):
-                return 1 if math.isclose(self.text_scale, 1.0) else 2
-            return 3
-        if mode == "text_cfg" and not math.isclose(self.text_scale, 1.0):
-            return 2
-        return 1
+            skip = set()
+            if cfg1_shortcut and math.isclose(self.ref_scale, 1.0):
+                skip = {"negative", "middle"} if math.isclose(self.text_scale, 1.0) else {"negative"}
+        else:
+            skip = {"negative"}
+            if cfg1_shortcut and math.isclose(self.text_scale_in(mode), 1.0):
+                skip.add("middle")
+        return tuple(c for c in CONDITIONS if c not in skip)
 
-
-def passes_per_video(config: GuidanceConfig, num_steps: int) -> int:
-    """Model passes a whole run of `num_steps` steps makes (one evaluation per step, as Euler does)."""
-    return sum(config.passes(i, num_steps) for i in range(num_steps))
+    def passes(self, step: int, num_steps: int) -> int:
+        """Model passes (batch entries) of step `step` (per model call: under context windows, per window)."""
+        return len(self.conditions(self.step_mode(step, num_steps)))
 
 
 class StepTracker:
@@ -139,11 +148,6 @@ def in_window(step: int, num_steps: int, start: float, end: float) -> bool:
     frac = step / num_steps
     eps = 1e-9
     return (frac + eps >= start) and (frac + eps < end or end >= 1.0 - eps)
-
-
-def window_steps(num_steps: int, start: float, end: float) -> list[int]:
-    """The step indices in which the reference pass runs (handy for docs, tests, logging)."""
-    return [i for i in range(num_steps) if in_window(i, num_steps, start, end)]
 
 
 def inert_inputs(config: GuidanceConfig, num_steps: int | None = None, add_noise: bool = True) -> dict[str, str]:

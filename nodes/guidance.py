@@ -81,7 +81,8 @@ class Mv2IDGuider(Mv2IDNode):
             description=(
                 "Reference guidance for SamplerCustomAdvanced: noise = neg + s_ref (mid - neg) + s_text (pos - mid) "
                 "with pos = text+refs, mid = negative text+refs, neg = negative text+zero refs. Outside the "
-                "reference window the neg pass is skipped (text CFG), or only pos runs (no_cfg)."),
+                "reference window the neg pass is skipped (text CFG), or only pos runs (no_cfg). Under core Wan "
+                "Context Windows every window gets all references."),
             inputs=[
                 io.Model.Input("model", tooltip=MODEL_TOOLTIP),
                 *_CONDS,
@@ -111,7 +112,8 @@ class Mv2IDSampler(Mv2IDNode):
                 "One-node Mv2ID sampling (like KSampler / KSamplerAdvanced, same schedule and noise): ComfyUI's "
                 "sampler and scheduler with three-pass reference guidance inside a step window. Previews, "
                 "progress and interrupt work as usual. start/end steps and leftover noise hand a latent to or "
-                "from another sampler, e.g. a Wan 2.2 A14B high-noise KSamplerAdvanced for the first steps."),
+                "from another sampler, e.g. a Wan 2.2 A14B high-noise KSamplerAdvanced for the first steps. For "
+                "long videos put core Wan Context Windows on the model: every window gets all references."),
             inputs=[
                 io.Model.Input("model", tooltip=MODEL_TOOLTIP),
                 *_CONDS,

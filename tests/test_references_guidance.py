@@ -2,10 +2,20 @@
 import pytest
 import torch
 
-from mv2id_core.guidance import GuidanceConfig, in_window, step_index, window_steps
+from mv2id_core.guidance import GuidanceConfig, in_window, step_index
 from mv2id_core.errors import InputError
 from mv2id_core.latents import check_length
 from mv2id_core.references import encode_references, fit_references, to_rgb_on_white
+
+
+def window_steps(num_steps: int, start: float, end: float) -> list[int]:
+    """The step indices in which the reference pass runs."""
+    return [i for i in range(num_steps) if in_window(i, num_steps, start, end)]
+
+
+def passes_per_video(config: GuidanceConfig, num_steps: int) -> int:
+    """Model passes a whole run of `num_steps` steps makes (one evaluation per step, as Euler does)."""
+    return sum(config.passes(i, num_steps) for i in range(num_steps))
 
 
 def test_pad_white_keeps_aspect_and_pads_white():
@@ -68,7 +78,7 @@ def test_guidance_config_validation():
 
 
 def test_step_modes_and_passes_outside_the_window():
-    from mv2id_core.guidance import REFERENCE, passes_per_video
+    from mv2id_core.guidance import REFERENCE
     text = GuidanceConfig(7.5, 5.0, 0.0, 0.2)
     assert [text.step_mode(i, 5) for i in range(5)] == [REFERENCE] + ["text_cfg"] * 4
     assert [text.passes(i, 5) for i in range(5)] == [3, 2, 2, 2, 2]
@@ -84,10 +94,25 @@ def test_step_modes_and_passes_outside_the_window():
         GuidanceConfig(outside="none")
 
 
+def test_which_conditions_a_step_runs():
+    """One rule for the guider and the pass counts: the zero-reference pass only inside the window, and
+    ComfyUI's cfg-1 shortcut (a scale of exactly 1 runs no pass for what it would subtract) only when on."""
+    from mv2id_core.guidance import REFERENCE
+    g = GuidanceConfig(7.5, 5.0, 0.0, 0.2)
+    assert g.conditions(REFERENCE) == ("negative", "middle", "positive")
+    assert g.conditions("text_cfg") == ("middle", "positive")
+    assert g.conditions("no_cfg") == ("positive",)
+    assert g.conditions("no_cfg", cfg1_shortcut=False) == ("middle", "positive")
+    assert GuidanceConfig(7.5, 1.0).conditions(REFERENCE) == ("middle", "positive")
+    assert GuidanceConfig(1.0, 1.0).conditions(REFERENCE) == ("positive",)
+    assert GuidanceConfig(1.0, 1.0).conditions(REFERENCE, cfg1_shortcut=False) == ("negative", "middle", "positive")
+    assert GuidanceConfig(1.0, 5.0).conditions("text_cfg") == ("positive",)
+    assert all(g.passes(i, 10) == len(g.conditions(g.step_mode(i, 10))) for i in range(10))
+
+
 def test_distilled_preset_needs_an_eighth_of_core_phantoms_passes():
     """The distilled-LoRA preset (8 steps, reference guidance on the first step only, one pass after
     it) against core Phantom at 30 steps (three passes every step): the issue's target is <= 1/8."""
-    from mv2id_core.guidance import passes_per_video
     preset = GuidanceConfig(7.5, 5.0, 0.0, 0.125, outside="no_cfg")
     assert window_steps(8, 0.0, 0.125) == [0]
     assert passes_per_video(preset, 8) == 3 + 7

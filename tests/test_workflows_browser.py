@@ -20,7 +20,8 @@ from mv2id_core.video_io import read_frames, write_video
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = build_workflows.WORKFLOWS
 ARTIFACTS = ROOT / "out" / "test-artifacts"
-VIDEO = ["mv2id_multiview_t2v", "mv2id_trained_lora", "mv2id_distilled_8steps", "mv2id_wan22_two_stage"]
+VIDEO = ["mv2id_multiview_t2v", "mv2id_trained_lora", "mv2id_distilled_8steps", "mv2id_long_video",
+         "mv2id_wan22_two_stage"]
 CORE_ONLY = VIDEO + ["mv2id_face_views", "mv2id_identity_score"]
 # core nodes of newer ComfyUI the video workflows use; on an older one the page lists exactly these as
 # missing, and the workflows' notes say to leave those stages out (what the demo does)
@@ -163,18 +164,31 @@ def _node_id(wf: dict, ntype: str, title: str | None = None) -> str:
     return str(nid)
 
 
+def _tiny_length(wf: dict, info: dict) -> int:
+    """The video length the tiny run samples (TINY_RUN's, or as many context windows long as the workflow)."""
+    tiny = workflow_api.rewrite_for_tiny_models(workflow_api.ui_to_api(wf, info, optional_types=NEWER_CORE))
+    (length,) = {n["inputs"]["length"] for n in tiny.values() if n["class_type"] == "Mv2IDReferenceConditioning"}
+    return length
+
+
 def _check_video(comfy, wf, entry):
     """The video workflows: frame interpolation (x2) where the host has it, the size the resize stage sets
-    (twice the sampled size, TINY_INPUTS["ImageScale"]), not flat; the chosen views' preview."""
+    (twice the sampled size, TINY_INPUTS["ImageScale"]), not flat; the chosen views' preview; in context
+    windows (the long video) when the workflow has them, every window with all references."""
     (video,) = comfy.output_files(entry, _node_id(wf, "SaveVideo"))
     frames, total = read_frames(video)
     frames = np.stack(frames)
-    interpolated = "FrameInterpolate" in comfy.object_info()
-    length = 2 * TINY["length"] - 1 if interpolated else TINY["length"]
+    info = comfy.object_info()
+    sampled = _tiny_length(wf, info)
+    length = 2 * sampled - 1 if "FrameInterpolate" in info else sampled
     assert total == length and frames.shape == (length, 2 * TINY["height"], 2 * TINY["width"], 3)
     assert np.isfinite(frames.astype(np.float32)).all() and frames.std() > 0
     (preview,) = comfy.output_files(entry, _node_id(wf, "PreviewImage"))
     assert Image.open(preview).size[0] == 3 * TINY["ref"]
+    if any(n["type"] in workflow_api.CONTEXT_WINDOW_INPUTS for n in wf["nodes"]):
+        assert sampled > TINY["window"]
+        assert (f"[Mv2ID] context windows: {(sampled - 1) // 4 + 1} latent frames ({sampled} video frames) in "
+                f"windows of {(TINY['window'] - 1) // 4 + 1} latent frames") in comfy.log_tail(400)
 
 
 def _check_face_views(comfy, wf, entry):

@@ -263,12 +263,12 @@ def _faces(s: Spec):
     return 16
 
 
-def _conditioning(s: Spec, views: int, model: int, x=1240):
-    """Text, Reference Conditioning, RD-RoPE. Returns (conditioning node id, patched model node id)."""
+def _conditioning(s: Spec, views: int, model: int, x=1240, length=81):
+    """Text and Reference Conditioning. Returns the conditioning node id."""
     s.node(20, "CLIPTextEncode", (x, 0), {"text": POSITIVE}, title="Positive prompt", size=(380, 160))
     s.node(21, "CLIPTextEncode", (x, 190), {"text": NEGATIVE}, title="Negative prompt", size=(380, 130))
     s.link(3, 0, 20, "clip"); s.link(3, 0, 21, "clip")
-    s.node(22, "Mv2IDReferenceConditioning", (x, 360), {"width": 832, "height": 480, "length": 81,
+    s.node(22, "Mv2IDReferenceConditioning", (x, 360), {"width": 832, "height": 480, "length": length,
                                                         "batch_size": 1, "fit": "pad_white"}, size=(380, 250))
     s.link(20, 0, 22, "positive"); s.link(21, 0, 22, "negative"); s.link(4, 0, 22, "vae")
     s.link(views, 0, 22, "reference_images")
@@ -391,6 +391,35 @@ first 10 of 20 steps from the text alone (KSamplerAdvanced, cfg 3.5, leftover no
 scheduler and shift, so the hand-over lands on the same sigma."""
 
 
+LONG_NOTE = """## 2. A 10 s video in context windows
+**Reference Conditioning** makes a 161-frame latent (10 s at 16 fps). **Wan Context Windows** (core)
+runs every sampling step on overlapping 81-frame windows (the length Wan 2.1 and Phantom-Wan sample
+well) and blends them; the pack gives **every window all the references**, at the positions RD-RoPE
+defines for that window, so the face is held from the first second to the last. The reference window
+(ref_start/ref_end) counts sampling steps; each step costs one model pass per window and condition.
+Overlap 32 frames (a multiple of 4: every ComfyUI rounds it alike); core's own schedule, blending and
+FreeNoise. Memory stays that of one 81-frame window; time grows with the number of windows.
+*Older ComfyUI (e.g. 0.3.75):* the node has no FreeNoise; it runs without it."""
+
+
+def spec_long_video() -> Spec:
+    """The main workflow for a 10 s video: 161 frames sampled in core Wan Context Windows of 81 frames."""
+    s = Spec("mv2id_long_video")
+    model = _models(s)
+    views = _faces(s)
+    s.group("2. Mv2ID sampling, 10 s in context windows", [1220, -60, 820, 1300], color="#88A")
+    cond = _conditioning(s, views, model, length=161)
+    patched = _rdrope(s, model, cond)
+    s.node(27, "WanContextWindowsManual", (1240, 860), {"context_length": 81, "context_overlap": 32,
+                                                       "context_schedule": "standard_uniform", "freenoise": True},
+           title="Wan Context Windows (81-frame windows)", size=(380, 360))
+    s.link(patched, 0, 27, "model")
+    sampled = _sampler(s, 27, cond, (cond, 3), {})
+    s.note(25, (1650, 620), LONG_NOTE, size=(360, 600))
+    _output(s, sampled)
+    return s
+
+
 def spec_wan22_two_stage() -> Spec:
     """(c) Wan 2.2 A14B high-noise without references, then Phantom-Wan with references."""
     s = Spec("mv2id_wan22_two_stage")
@@ -465,7 +494,7 @@ def spec_identity_score() -> Spec:
     return s
 
 
-ALL = [spec_multiview, spec_multiview_rife, spec_trained_lora, spec_distilled, spec_wan22_two_stage,
+ALL = [spec_multiview, spec_multiview_rife, spec_trained_lora, spec_distilled, spec_long_video, spec_wan22_two_stage,
        spec_face_views, spec_identity_score]
 
 

@@ -122,6 +122,19 @@ def leave_out_optional_stages(p: dict, info: dict, notes: list[str]) -> None:
                     other["inputs"]["fps"] = other["inputs"]["fps"] / multiplier
 
 
+# settings of core nodes that an older ComfyUI's version of the node lacks: (node type, input) -> what the
+# video is then made without (the saved value is dropped by ui_to_api, which reads the host's own widgets)
+NEWER_SETTINGS = {("WanContextWindowsManual", "freenoise"): "FreeNoise noise shuffling between the context windows"}
+
+
+def note_missing_settings(prompt: dict, info: dict, notes: list[str]) -> None:
+    for node in prompt.values():
+        for (node_type, name), what in NEWER_SETTINGS.items():
+            if node["class_type"] == node_type and node_type in info and \
+                    name not in {i.name for i in workflow_api.input_specs(info[node_type])}:
+                notes.append(f"this ComfyUI's {node_type} has no '{name}' setting: sampled without {what}")
+
+
 def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict, list[str]]:
     p = copy.deepcopy(prompt)
     notes = []
@@ -136,6 +149,7 @@ def adapt(prompt: dict, info: dict, mode: str, comfy_models: Path) -> tuple[dict
             notes.append("background removal by the test-only stand-in (BiRefNet has no tiny version): "
                          "a centred ellipse is kept as the person")
     leave_out_optional_stages(p, info, notes)
+    note_missing_settings(p, info, notes)
     for node in p.values():
         if node["class_type"] == "Mv2IDFaceAnalyzer" and node["inputs"].get("backend") == "insightface":
             pack = node["inputs"].get("insightface_pack", "antelopev2")

@@ -240,7 +240,7 @@ TINY_LORA = PRESETS["tiny"]["lora_name"]
 TINY_RIFE = PRESETS["tiny"]["rife_name"]
 # how an example workflow runs on the tiny models (the demo and the browser tests): small enough for a
 # CPU to finish in seconds, references and video at their real aspect
-TINY_RUN = {"width": 256, "height": 160, "length": 17, "steps": 8, "ref": 128}
+TINY_RUN = {"width": 256, "height": 160, "length": 17, "steps": 8, "ref": 128, "window": 9, "overlap": 4}
 TEXT_ENCODE_TYPES = {"CLIPTextEncode"}
 TEXT_LOADER_TYPES = {"CLIPLoader", "DualCLIPLoader"}
 # node type -> {input: value} set on the tiny models (sizes from TINY_RUN; the upscaler's resize doubles)
@@ -258,6 +258,9 @@ TINY_NAMED_LORA = {"Mv2IDRDRoPE": "lora_name"}
 # sampler node -> its steps input; start/end steps scale with it so a two-stage split stays a split
 TINY_MAX_STEPS = {"Mv2IDSampler": "steps", "KSamplerAdvanced": "steps", "KSampler": "steps"}
 STEP_RANGE_INPUTS = ("start_at_step", "end_at_step")
+# context-window nodes: their length and overlap inputs (in video frames) become TINY_RUN's window and overlap,
+# and the video keeps its length in windows (161 frames in 81-frame windows -> 17 in 9), so windows still run
+CONTEXT_WINDOW_INPUTS = {"WanContextWindowsManual": ("context_length", "context_overlap")}
 # model loaders no small model can stand in for -> the test-only node that does their job
 TINY_STAND_INS = {"LoadBackgroundRemovalModel": "Mv2IDTestBackgroundModel"}
 
@@ -302,4 +305,23 @@ def rewrite_for_tiny_models(prompt: dict, text_len: int = 16, seed: int = 0) -> 
             node["inputs"][key] = TINY_LORA
         if ct in TINY_MAX_STEPS:
             tiny_steps(node["inputs"], TINY_MAX_STEPS[ct])
+    tiny_windows(prompt, p)
     return p
+
+
+def tiny_windows(prompt: dict, tiny: dict) -> None:
+    """In `tiny` (the rewrite of `prompt`), shrink context windows to TINY_RUN's and the video with them, so
+    the video is as many windows long as in `prompt` (4n+1 frames, at least one window)."""
+    real = [(n["inputs"].get(keys[0]), n["inputs"].get(keys[1]))
+            for n in prompt.values() for ct, keys in CONTEXT_WINDOW_INPUTS.items() if n["class_type"] == ct]
+    if not real or not isinstance(real[0][0], int) or real[0][0] <= 1:
+        return
+    window = real[0][0]
+    for nid, node in tiny.items():
+        keys = CONTEXT_WINDOW_INPUTS.get(node["class_type"])
+        if keys:
+            node["inputs"].update({keys[0]: TINY_RUN["window"], keys[1]: TINY_RUN["overlap"]})
+        length = prompt.get(nid, {}).get("inputs", {}).get("length")
+        if node["class_type"] == "Mv2IDReferenceConditioning" and isinstance(length, int):
+            quarters = round((length - 1) / (window - 1) * (TINY_RUN["window"] - 1) / 4)
+            node["inputs"]["length"] = 4 * max(quarters, (TINY_RUN["window"] - 1) // 4) + 1

@@ -5,18 +5,19 @@ TorchCompileModel) work as usual.
 """
 from __future__ import annotations
 
-import math
+import logging
 
 import comfy.samplers
 import node_helpers
 
 from .. import latents
 from ..errors import InputError
-from ..guidance import REFERENCE, GuidanceConfig, StepTracker, in_window, step_index
+from ..guidance import CONDITIONS, REFERENCE, GuidanceConfig, StepTracker, step_index
+from . import context_windows
 from .wan import require_wan21
 
-# the key core EasyCache / LazyCache keep their state under in transformer_options
-CACHE_KEY = "easycache"
+log = logging.getLogger("Mv2ID")
+
 # ComfyUI's sampler functions whose first evaluation after step i's callback is a corrector at exactly
 # sigmas[i+1] (on Wan's flow model), so it still belongs to step i (tests/test_guidance_steps.py checks
 # this list against every sampler of the running ComfyUI; samplers not listed are learned while running)
@@ -50,7 +51,8 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
 
     def __init__(self, model_patcher):
         require_wan21(model_patcher)
-        super().__init__(model_patcher)
+        # under core context windows: a clone whose windows all get every reference (context_windows)
+        super().__init__(context_windows.for_references(model_patcher))
         self._run = None
         self._mode = None
 
@@ -66,6 +68,8 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
     def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False,
                seed=None):
         check_latent_matches_references(latent_image, self.original_conds)
+        context_windows.check_before_sampling(self.model_options, latent_image, len(sigmas) - 1,
+                                              reference_count(self.original_conds))
         run = _Run(sigmas, sampler)
 
         def step_callback(step, x0, x, total_steps):
@@ -79,6 +83,11 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
                                   callback=step_callback, disable_pbar=disable_pbar, seed=seed)
         finally:
             self._run = None
+            caches = context_windows.window_caches(self.model_options)
+            if caches is not None and caches.per_window:
+                skipped, windows = caches.release()
+                log.info("[Mv2ID] EasyCache under context windows: one cache per window (%d windows), %d window "
+                         "evaluations reused", windows, skipped)
 
     def outer_predict_noise(self, x, timestep, model_options={}, seed=None):
         # every evaluation passes here, also those a PREDICT_NOISE wrapper (LazyCache) answers without
@@ -101,9 +110,7 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
         if sigmas is None:
             return REFERENCE
         s = sigmas.detach().float().cpu()
-        n = len(s) - 1
-        step = step_index(float(timestep.flatten()[0]), s)
-        return REFERENCE if in_window(step, n, g.window_start, g.window_end) else g.outside
+        return g.step_mode(step_index(float(timestep.flatten()[0]), s), len(s) - 1)
 
     def _calc(self, named_conds, x, timestep, model_options):
         """calc_cond_batch over [(name, cond or None), ...] (positive last).
@@ -115,7 +122,7 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
         """
         run = self._run
         names = frozenset(n for n, c in named_conds if c is not None)
-        split = (run is not None and run.last_conds is not None and CACHE_KEY in model_options.get(
+        split = (run is not None and run.last_conds is not None and context_windows.CACHE_KEY in model_options.get(
             "transformer_options", {}) and not names <= run.last_conds and names & run.last_conds)
         if not split:
             out = comfy.samplers.calc_cond_batch(self.inner_model, [c for _, c in named_conds], x, timestep,
@@ -132,28 +139,31 @@ class ReferenceGuider(comfy.samplers.CFGGuider):
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         g = self.guidance
-        positive, middle, negative = (self.conds.get(k) for k in ("positive", "middle", "negative"))
-        cfg1_shortcut = not model_options.get("disable_cfg1_optimization", False)
         mode = getattr(self, "_mode", None) or self._step_mode(timestep, model_options)
+        runs = g.conditions(mode, cfg1_shortcut=not model_options.get("disable_cfg1_optimization", False))
+        conds = {name: self.conds.get(name) if name in runs else None for name in CONDITIONS}
+        # outside the window the zero-reference pass is never passed at all
+        names = CONDITIONS if mode == REFERENCE else CONDITIONS[1:]
+        out = dict(zip(names, self._calc([(n, conds[n]) for n in names], x, timestep, model_options)))
         if mode == REFERENCE:
-            if cfg1_shortcut and math.isclose(g.ref_scale, 1.0):
-                negative = None
-                if math.isclose(g.text_scale, 1.0):
-                    middle = None
-            out = self._calc([("negative", negative), ("middle", middle), ("positive", positive)], x, timestep,
-                             model_options)
-            return comfy.samplers.cfg_function(self.inner_model, out[1], out[0], g.ref_scale, x, timestep,
-                                               model_options=model_options, cond=middle, uncond=negative) \
-                + (out[2] - out[1]) * g.text_scale
-        # outside the window the zero-reference pass is skipped
-        scale = g.text_scale if mode == "text_cfg" else 1.0
-        if cfg1_shortcut and math.isclose(scale, 1.0):
-            middle = None
-        out = self._calc([("middle", middle), ("positive", positive)], x, timestep, model_options)
+            return comfy.samplers.cfg_function(self.inner_model, out["middle"], out["negative"], g.ref_scale, x,
+                                               timestep, model_options=model_options, cond=conds["middle"],
+                                               uncond=conds["negative"]) \
+                + (out["positive"] - out["middle"]) * g.text_scale
         # through cfg_function also at scale 1 (uncond = zeros then), as core KSampler at cfg 1, so
         # post-CFG patches still run
-        return comfy.samplers.cfg_function(self.inner_model, out[1], out[0], scale, x, timestep,
-                                           model_options=model_options, cond=positive, uncond=middle)
+        return comfy.samplers.cfg_function(self.inner_model, out["positive"], out["middle"], g.text_scale_in(mode), x,
+                                           timestep, model_options=model_options, cond=conds["positive"],
+                                           uncond=conds["middle"])
+
+
+def reference_count(conds) -> int:
+    """Reference frames the positive conditioning carries (time_dim_concat [B, C, N, h, w]); 0 without."""
+    for entry in (conds or {}).get("positive") or []:
+        ref = entry.get("time_dim_concat") if isinstance(entry, dict) else None
+        if ref is not None and ref.ndim == 5:
+            return int(ref.shape[2])
+    return 0
 
 
 def check_latent_matches_references(latent_image, conds) -> None:

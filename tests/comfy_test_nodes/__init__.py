@@ -4,6 +4,8 @@ Mv2IDTestConditioning stands in for umT5-XXL, which cannot be shrunk: it emits C
 of the shape Wan 2.1 expects ([1, tokens, 4096]), deterministic in its seed.
 Mv2IDTestCallCounter wraps a MODEL clone so every diffusion-model call is counted; the
 count (and the batch size of every call) is returned as a JSON string for the tests.
+Mv2IDTestWindowProbe records more per call: the context window, the references it carried and the
+position ids the model embedded.
 """
 from __future__ import annotations
 
@@ -94,9 +96,143 @@ class Mv2IDTestCallReport(io.ComfyNode):
 
     @classmethod
     def execute(cls, samples, key) -> io.NodeOutput:
-        calls = _LOGS[key].calls if key in _LOGS else []
+        log = _LOGS.get(key)
+        calls = [] if log is None else log.report() if hasattr(log, "report") else log.calls
         text = json.dumps({"calls": calls})
         return io.NodeOutput(text, ui={"text": [text]})
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+
+def _fingerprint(t) -> str:
+    import hashlib
+    return hashlib.sha1(t.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+class _RopeProbe(torch.nn.Module):
+    """Stands in for WanModel.rope_embedder: tells the window probe which ids gave which frequencies."""
+
+    def __init__(self, original, probe):
+        super().__init__()
+        self.original = original
+        object.__setattr__(self, "probe", probe)   # not a submodule
+
+    def forward(self, ids):
+        out = self.original(ids)
+        self.probe.embedded[_fingerprint(out)] = ids.reshape(-1, 3).float().cpu()
+        return out
+
+
+class _RopeEncodeProbe:
+    """Wraps the model's rope_encode (RD-RoPE's replacement when applied after it): records which
+    frequencies each call used. RD-RoPE caches them per shape, so the embedder does not see every call;
+    the fingerprint maps a call back to the ids the frequencies were made from."""
+
+    def __init__(self, original, probe):
+        self.original, self.probe = original, probe
+
+    def __call__(self, *args, **kwargs):
+        out = self.original(*args, **kwargs)
+        if self.probe.calls:
+            self.probe.calls[-1].setdefault("freqs", _fingerprint(out))
+        return out
+
+
+class _WindowProbe:
+    """Per diffusion-model call: the frames it ran on, the context window core chose (index list and
+    causal anchor frame), the reference latents it carried (a fingerprint per batch entry), the video
+    tokens' temporal ids and the reference tokens' ids; with EasyCache after the probe, which cache state
+    the call used, whether EasyCache reused a cached change instead of running the model, and then how far
+    the change it added is from the one this window's last computed call made."""
+
+    def __init__(self):
+        self.calls = []
+        self.embedded = {}
+        self.caches = []           # EasyCache states in order of first use
+        self.last_change = {}      # window -> output - input of its last computed call
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def _cache(self, transformer_options):
+        cache = transformer_options.get("easycache")
+        if cache is None:
+            return None
+        if not any(c is cache for c in self.caches):
+            self.caches.append(cache)
+        return next(i for i, c in enumerate(self.caches) if c is cache)
+
+    def __call__(self, executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={},
+                 **kwargs):
+        window = transformer_options.get("context_window")
+        sigmas = transformer_options.get("sigmas")
+        anchor = getattr(window, "causal_anchor_index", None) if window is not None else None
+        anchor = anchor if anchor is not None and anchor >= 0 else None
+        cache = self._cache(transformer_options)
+        call = {
+            "batch": int(x.shape[0]), "frames": int(x.shape[2]),
+            "tokens_per_frame": (int(x.shape[3]) // 2) * (int(x.shape[4]) // 2),
+            "cond_or_uncond": list(transformer_options.get("cond_or_uncond", [])),
+            "sigma": float(sigmas.flatten()[0]) if sigmas is not None else None,
+            "window": list(window.index_list) if window is not None else None,
+            "anchor": anchor,
+            "ref_frames": 0 if time_dim_concat is None else int(time_dim_concat.shape[2]),
+            "refs": [] if time_dim_concat is None else [_fingerprint(r) for r in time_dim_concat],
+            "cache": cache,
+        }
+        self.calls.append(call)
+        x_in = x.clone()
+        out = executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
+        key = (tuple(call["window"] or ()), anchor, call["batch"])
+        change = out[:, :x_in.shape[1]].float() - x_in.float()
+        # EasyCache answers a reused step with its input (a view of it) plus the cached change, in place
+        call["reused"] = out.data_ptr() == x.data_ptr() and out.shape[2:] == x.shape[2:]
+        if call["reused"]:
+            last = self.last_change.get(key)
+            call["reuse_error"] = None if last is None else float((change - last).abs().max())
+        else:
+            self.last_change[key] = change
+        return out
+
+    def report(self) -> list[dict]:
+        out = []
+        for c in self.calls:
+            c = dict(c)
+            ids = self.embedded.get(c.pop("freqs", None))
+            if ids is not None:
+                n_video = c["frames"] * c["tokens_per_frame"]
+                c["video_t"] = sorted({float(v) for v in ids[:n_video, 0].tolist()})
+                c["ref_ids"] = ids[n_video:].tolist()
+            out.append(c)
+        return out
+
+
+class Mv2IDTestWindowProbe(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestWindowProbe",
+            category="mv2id/testing",
+            description="TEST ONLY: record per diffusion-model call the context window, the references and the "
+                        "position ids (report with Mv2ID Test Call Report, same key). Apply it after Mv2ID RD-RoPE.",
+            inputs=[io.Model.Input("model", tooltip="Model to instrument (a clone is returned)."),
+                    io.String.Input("key", default="default", tooltip="Name of this probe.")],
+            outputs=[io.Model.Output()],
+        )
+
+    @classmethod
+    def execute(cls, model, key) -> io.NodeOutput:
+        import comfy.patcher_extension as pe
+        m = model.clone()
+        probe = _LOGS[key] = _WindowProbe()
+        m.add_wrapper_with_key(pe.WrappersMP.DIFFUSION_MODEL, "mv2id_test_window_probe", probe)
+        m.add_object_patch("diffusion_model.rope_embedder",
+                           _RopeProbe(m.get_model_object("diffusion_model.rope_embedder"), probe))
+        m.add_object_patch("diffusion_model.rope_encode",
+                           _RopeEncodeProbe(m.get_model_object("diffusion_model.rope_encode"), probe))
+        return io.NodeOutput(m)
 
     @classmethod
     def fingerprint_inputs(cls, **kwargs):
@@ -265,9 +401,9 @@ class Mv2IDTestSaveTensors(io.ComfyNode):
 
 class _TestExtension(ComfyExtension):
     async def get_node_list(self):
-        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestCallReport, Mv2IDTestLatentStats,
-                Mv2IDTestBackgroundModel, Mv2IDTestImage, Mv2IDTestModuleNames, Mv2IDTestFloat,
-                Mv2IDTestSaveTensors]
+        return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestWindowProbe, Mv2IDTestCallReport,
+                Mv2IDTestLatentStats, Mv2IDTestBackgroundModel, Mv2IDTestImage, Mv2IDTestModuleNames,
+                Mv2IDTestFloat, Mv2IDTestSaveTensors]
 
 
 async def comfy_entrypoint():
