@@ -148,3 +148,37 @@ def in_window(step: int, num_steps: int, start: float, end: float) -> bool:
     frac = step / num_steps
     eps = 1e-9
     return (frac + eps >= start) and (frac + eps < end or end >= 1.0 - eps)
+
+
+def inert_inputs(config: GuidanceConfig, num_steps: int | None = None, add_noise: bool = True) -> dict[str, str]:
+    """The inputs these settings make inert, or use only on some steps -> {input name: "no effect: why" or
+    "used only ..."}: the one rule the Guider and Sampler nodes log.
+
+    num_steps: the steps the guidance runs for (None when unknown, e.g. in the Guider node: then only the
+    rules that hold for any step count apply). add_noise False: the sampler draws no noise (seed unused)."""
+    out: dict[str, str] = {}
+    window = f"ref_start {config.window_start:g} .. ref_end {config.window_end:g}"
+    inside = None if num_steps is None else sum(config.step_mode(i, num_steps) == REFERENCE for i in range(num_steps))
+    of = "" if num_steps is None else f" of the {num_steps} steps"
+    empty = config.window_end <= config.window_start and not config.covers_all_steps
+    if empty or inside == 0:
+        fix = ("set ref_end above ref_start" if empty else
+               f"widen it to hold a step (step i sits at the fraction i/{num_steps} of the steps)")
+        out["ref_cfg"] = (f"no effect: the reference window {window} holds no step{of}, so reference guidance "
+                          f"never runs: {fix} to use it")
+        if config.outside == "no_cfg":
+            out["text_cfg"] = ("no effect: outside_window no_cfg runs only the positive pass outside the window, "
+                               "and no step is inside it: no text guidance at all")
+    elif config.covers_all_steps or (inside is not None and inside == num_steps):
+        out["outside_window"] = f"no effect: the reference window {window} covers every step" + (
+            "" if num_steps is None else f" (all {num_steps})")
+    elif config.outside == "no_cfg":
+        out["text_cfg"] = (f"used only on the steps inside the reference window {window}"
+                           + ("" if inside is None else f" ({inside}{of})")
+                           + "; outside_window no_cfg runs only the positive pass on the others")
+    if "ref_cfg" not in out and math.isclose(config.ref_scale, 1.0) and config.outside == "text_cfg":
+        out["ref_start"] = out["ref_end"] = ("no effect: ref_cfg 1 turns reference guidance off, so every step "
+                                             "runs text CFG inside the window as outside it")
+    if not add_noise:
+        out["seed"] = "no effect: add_noise disable draws no noise (the latent's leftover noise is sampled)"
+    return out

@@ -54,6 +54,11 @@ class RDRoPEConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def unused(self) -> tuple[str, ...]:
+        """The settings these positions do not read: vanilla uses neither offset nor first_index."""
+        return () if self.mode == "rd" else ("offset", "first_index")
+
 
 def _affine(rope_options: dict | None):
     """(scale, shift) per axis (t, h, w) from ComfyUI's transformer_options['rope_options']."""
@@ -129,6 +134,8 @@ def position_ids(video_frames: int, num_refs: int, h_len: int, w_len: int, confi
 
 # ----------------------------------------------------------------------------- file metadata
 METADATA_PREFIX = "mv2id.rdrope."
+# the fields of a record (config_to_metadata writes all of them)
+RECORD_FIELDS = ("mode", "offset", "first_index")
 
 
 def config_to_metadata(config: RDRoPEConfig) -> dict:
@@ -138,17 +145,35 @@ def config_to_metadata(config: RDRoPEConfig) -> dict:
 
 
 def config_from_metadata(metadata: dict | None) -> RDRoPEConfig | None:
-    """The RDRoPEConfig recorded by config_to_metadata, or None when the file carries none."""
-    md = metadata or {}
-    if METADATA_PREFIX + "mode" not in md:
+    """The RDRoPEConfig recorded by config_to_metadata, or None when the file carries no mv2id.rdrope.* field.
+
+    A record must be complete: mode, and for mode rd also offset and first_index (vanilla positions use
+    neither). A partial or unknown record raises ValueError naming what is missing or unknown: filling a
+    gap with a default would report positions as "recorded in the LoRA" that the weights were not trained
+    with."""
+    record = {k[len(METADATA_PREFIX):]: v for k, v in (metadata or {}).items() if k.startswith(METADATA_PREFIX)}
+    if not record:
         return None
-    default = RDRoPEConfig()
+    fields = ", ".join(f"{k}={v!r}" for k, v in sorted(record.items()))
+    unknown = sorted(set(record) - set(RECORD_FIELDS))
+    if unknown:
+        raise ValueError(f"bad RD-RoPE metadata ({fields}): unknown field(s) {', '.join(unknown)} (a record has "
+                         f"{', '.join(RECORD_FIELDS)}; written by a newer pack or by hand?)")
+    if "mode" in record and record["mode"] not in MODES:
+        raise ValueError(f"bad RD-RoPE metadata ({fields}): RD-RoPE mode must be one of {', '.join(MODES)}, "
+                         f"got {record['mode']!r}")
+    needed = ("mode",) if record.get("mode") == "vanilla" else RECORD_FIELDS
+    missing = [k for k in needed if k not in record]
+    if missing:
+        why = (f"mode {record['mode']} needs {' and '.join(needed[1:])}" if "mode" in record
+               else "without a mode the positions it was trained with are unknown")
+        raise ValueError(f"incomplete RD-RoPE metadata ({fields}): {why}; missing: {', '.join(missing)}")
     try:
-        first = float(md.get(METADATA_PREFIX + "first_index", default.first_index))
+        if record["mode"] == "vanilla":
+            return RDRoPEConfig(mode="vanilla")
+        first = float(record["first_index"])
         if not first.is_integer():
             raise ValueError(f"RD-RoPE first_index must be a whole number, got {first!r}")
-        return RDRoPEConfig(mode=md[METADATA_PREFIX + "mode"],
-                            offset=float(md.get(METADATA_PREFIX + "offset", default.offset)),
-                            first_index=int(first))
+        return RDRoPEConfig(mode=record["mode"], offset=float(record["offset"]), first_index=int(first))
     except (TypeError, ValueError, OverflowError) as e:
-        raise ValueError(f"bad RD-RoPE metadata {dict((k, v) for k, v in md.items() if k.startswith(METADATA_PREFIX))}: {e}") from None
+        raise ValueError(f"bad RD-RoPE metadata ({fields}): {e}") from None

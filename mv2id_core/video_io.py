@@ -127,53 +127,27 @@ def write_video(path, frames: Sequence[np.ndarray], fps: float = 16.0, codec: st
 
 
 def load_reference(path) -> tuple[np.ndarray, list[str]]:
-    """A reference image for the identity metrics, read exactly as OpenS2V-Eval reads it
-    (``np.array(Image.open(path).convert("RGB"))``): alpha dropped WITHOUT compositing (the colour under
-    transparent pixels is what gets scored), EXIF orientation NOT applied. Returns (RGB uint8 [H, W, 3],
-    notes): a note when the file has transparent pixels or an EXIF rotation, since both are read as
-    OpenS2V reads them, which may not be what the photo shows."""
-    from PIL import Image, UnidentifiedImageError
+    """A reference image for the identity metrics, read as OpenS2V-Eval reads it
+    (``np.array(Image.open(path).convert("RGB"))``) through the pack's one photo reader: alpha dropped
+    WITHOUT compositing (the colour under transparent pixels is what gets scored), EXIF orientation NOT
+    applied; 16-bit and float grey scaled to 8 bits instead of clipped to white or black, a photo above
+    photos.MAX_SIDE scaled down. Returns (RGB uint8 [H, W, 3], notes): a note for each of these, since the
+    reading may differ from what the photo shows."""
+    from .photos import SIXTEEN_BIT, read_photo
 
     p = Path(path)
-    notes = []
-    try:
-        with Image.open(p) as im:
-            orientation = im.getexif().get(0x0112, 1)
-            if orientation not in (1, None):
-                notes.append(f"{p.name}: its EXIF orientation ({orientation}) is not applied (as in OpenS2V-Eval); "
-                             f"save the photo upright if the face is sideways.")
-            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                alpha = np.asarray(im.convert("RGBA"))[..., 3]
-                if (alpha < 255).any():
-                    notes.append(f"{p.name}: transparent pixels are scored with the colour stored under them, not "
-                                 f"composited (as in OpenS2V-Eval).")
-            return np.array(im.convert("RGB"), dtype=np.uint8), notes
-    except FileNotFoundError:
-        raise MediaError(f"image file not found: {p}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise MediaError(f"cannot read image {p}: {e}. References must be image files "
-                         f"({', '.join(IMAGE_EXTENSIONS)}).") from None
-
-
-def load_image(path) -> np.ndarray:
-    """An image file -> RGB uint8 [H, W, 3] (alpha composited on white, EXIF rotation applied): a training
-    reference as the method wants it (the identity metrics read theirs with ``load_reference``)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    p = Path(path)
-    try:
-        with Image.open(p) as im:
-            im = ImageOps.exif_transpose(im)
-            if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-                im = im.convert("RGBA")
-                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-                im = Image.alpha_composite(bg, im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise MediaError(f"image file not found: {p}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise MediaError(f"cannot read image {p}: {e}. References must be image files "
-                         f"({', '.join(IMAGE_EXTENSIONS)}).") from None
+    photo = read_photo(p, orient=False, on_white=False)
+    notes = list(photo.notes)
+    if photo.exif_orientation != 1:
+        notes.append(f"{p.name}: its EXIF orientation ({photo.exif_orientation}) is not applied (as in OpenS2V-Eval); "
+                     f"save the photo upright if the face is sideways.")
+    if photo.alpha is not None and (photo.alpha < 1).any():
+        notes.append(f"{p.name}: transparent pixels are scored with the colour stored under them, not "
+                     f"composited (as in OpenS2V-Eval).")
+    if photo.mode in SIXTEEN_BIT + ("F",):
+        notes.append(f"{p.name}: {photo.mode} grey read as 8-bit grey (OpenS2V-Eval's convert('RGB') would clip "
+                     f"it to white or black).")
+    return photo.rgb, notes
 
 
 def list_media(folder, extensions: Sequence[str]) -> list[Path]:

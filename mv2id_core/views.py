@@ -5,7 +5,8 @@ profile, frontal, right profile), each a head-and-shoulders crop, upright, on a 
 background. From a set of photos or the frames of a clip:
 
 1. analyse every image: the face ``faces.find_face`` picks (the pack's one face policy: the largest,
-   one grey-padding retry), its pose and a quality score (face size, detection score, sharpness);
+   one grey-padding retry; within the subject's box when a mask shows one), its pose and a quality score
+   (face size, detection score, sharpness);
 2. select_views: farthest-point sampling in (yaw, pitch) among the good-quality faces, starting
    from the two yaw extremes, then ordered by yaw (left-most first);
 3. crop_view: rotate about the face so the eyes are level (roll removed), cut a head-and-shoulders
@@ -19,6 +20,7 @@ Images are RGB uint8 [H, W, 3] numpy arrays here; the node converts from ComfyUI
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 
@@ -35,6 +37,10 @@ BACKGROUND_KEPT = ("kept: no subject mask was given, so the crops keep the photo
                    "references on white: give a subject mask (e.g. from a background-removal model) to whiten it")
 BACKGROUND_WHITE = "white outside the subject mask"
 
+# faces are searched in the subject's box grown by this share of its size per side, when that box covers
+# at most SUBJECT_BOX_MAX of the image (analyze_candidates)
+SUBJECT_BOX_PAD = 0.1
+SUBJECT_BOX_MAX = 0.8
 # quality: faces this many pixels wide (or more) count as full size
 FULL_FACE_SIZE = 112.0
 # Laplacian variance of a face crop resized to 112 px at which sharpness counts as 0.5
@@ -68,12 +74,48 @@ class FaceViews:
     views: list[dict]            # one record per view, in view order
     candidates: list[ViewCandidate] = field(default_factory=list)
     background: str = BACKGROUND_KEPT
+    inert: dict = field(default_factory=dict)     # settings that had no effect (inert_settings)
 
-    def report(self) -> dict:
+    def report(self, sources: list[dict] | None = None) -> dict:
+        """What was chosen and why; with `sources` (one photo record per input image, see read_sources) each
+        view also names its file and, when the photo was scaled down at load, its size before."""
         no_face = [c.index for c in self.candidates if c.face is None]
-        return {"views": self.views, "images": len(self.candidates),
-                "faces_found": len(self.candidates) - len(no_face), "no_face": no_face,
-                "background": self.background}
+        views = self.views
+        out = {"images": len(self.candidates), "faces_found": len(self.candidates) - len(no_face),
+               "no_face": no_face, "background": self.background}
+        if self.inert:
+            out["inert"] = dict(self.inert)
+        if sources is not None:
+            views = [_with_source(v, sources[v["source_index"]]) for v in views]
+            out["no_face_files"] = [sources[i]["file"] for i in no_face]
+            out["scaled"] = [f"{s['file']}: {s['scaled_from'][0]}x{s['scaled_from'][1]} -> {s['size'][0]}x"
+                             f"{s['size'][1]}" for s in sources if s.get("scaled_from")]
+        return {"views": views, **out}
+
+
+def _with_source(view: dict, source: dict) -> dict:
+    out = dict(view, file=source["file"])
+    if source.get("scaled_from"):
+        out["scaled_from"] = source["scaled_from"]
+    return out
+
+
+def read_sources(text, num_images: int) -> list[dict]:
+    """Load Face Photos' photos_json -> one record per image ({file, size, scaled_from?, ...}); InputError
+    when it is not that list or describes another number of images than the batch has."""
+    try:
+        records = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        records = None
+    if not (isinstance(records, list) and all(isinstance(r, dict) and isinstance(r.get("file"), str)
+                                              and isinstance(r.get("size"), list) for r in records)):
+        raise InputError(f"photos_json must be the photos_json output of Mv2ID Load Face Photos (a JSON list with "
+                         f"one record per photo), got {str(text)[:80]!r}: connect that output, or nothing.")
+    if len(records) != num_images:
+        raise InputError(f"photos_json describes {len(records)} photo(s) but images has {num_images}: connect the "
+                         f"photos_json of the Load Face Photos node whose images these are (a node between them "
+                         f"added or dropped images), or leave photos_json unconnected.")
+    return records
 
 
 # ------------------------------------------------------------------------------------ quality
@@ -106,15 +148,27 @@ def face_quality(face: Face, sharpness: float) -> float:
     return float(size_q * max(0.0, min(1.0, face.det_score)) * (0.25 + 0.75 * sharp_q))
 
 
-def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None) -> list[ViewCandidate]:
+def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None, masks=None) -> list[ViewCandidate]:
     """The face ``find_face`` picks in every image (no embeddings: selection needs pose and quality only).
 
+    masks: None or one subject mask [H, W] per image: where the subject fills only part of an image (a
+    small photo padded to a large one's canvas by Load Face Photos, a person in a wide shot), faces are
+    searched in its box (subject_box) first, so the detector sees the face at the photo's own scale instead
+    of shrunk with the whole canvas to its det_size, then in the whole image. Faces are in the full image's
+    pixels either way.
     progress: optional callback(done, total), called before each image (it may raise to cancel)."""
     out = []
     for i, img in enumerate(images):
         if progress is not None:
             progress(i, len(images))
-        face, padded = find_face(analyzer, img, embed=False, what=f"image {i}")
+        box = None if masks is None else subject_box(masks[i])
+        face = padded = None
+        if box is not None:
+            x0, y0, x1, y1 = box
+            face, padded = find_face(analyzer, img[y0:y1, x0:x1], embed=False, what=f"image {i}")
+            face = None if face is None else face.shifted(x0, y0)
+        if face is None:      # no subject box, or no face in it (a mask that misses the face: said later)
+            face, padded = find_face(analyzer, img, embed=False, what=f"image {i}")
         if face is None:
             out.append(ViewCandidate(i, None))
             continue
@@ -123,6 +177,21 @@ def analyze_candidates(images, analyzer: FaceAnalyzer, progress=None) -> list[Vi
     if progress is not None:
         progress(len(images), len(images))
     return out
+
+
+def subject_box(mask: np.ndarray, pad: float = SUBJECT_BOX_PAD) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) around the subject (mask >= 0.5), grown by `pad` of its size on every side and
+    clipped to the image; None when that box covers most of the image (no smaller region to search)."""
+    ys, xs = np.nonzero(np.asarray(mask) >= 0.5)
+    if len(xs) == 0:
+        return None
+    h, w = mask.shape[:2]
+    bw, bh = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+    x0, x1 = max(0, int(xs.min() - pad * bw)), min(w, int(xs.max() + 1 + pad * bw))
+    y0, y1 = max(0, int(ys.min() - pad * bh)), min(h, int(ys.max() + 1 + pad * bh))
+    if (x1 - x0) * (y1 - y0) > SUBJECT_BOX_MAX * w * h:
+        return None
+    return x0, y0, x1, y1
 
 
 # ------------------------------------------------------------------------------------ selection
@@ -315,7 +384,7 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
     if not images:
         raise InputError("no images given: give at least one photo or video frame.")
     masks = subject_masks_for(images, subject_masks, mask_meaning)
-    cands = analyze_candidates(images, analyzer, progress)
+    cands = analyze_candidates(images, analyzer, progress, masks)
     missing = [c.index for c in cands if c.face is None]
     usable = [c for c in cands if c.face is not None]
     if missing and if_no_face == "error":
@@ -352,7 +421,18 @@ def face_views(images, analyzer: FaceAnalyzer, num_views: int = 3, size: tuple[i
                 sims = [cosine(embs[v], embs[u]) for u in range(len(chosen)) if u != v]
                 records[v]["identity_similarity"] = round(float(np.mean(sims)), 4)
     return FaceViews(np.stack(crops), np.stack(out_masks).astype(np.float32), records, cands,
-                     BACKGROUND_KEPT if masks is None else BACKGROUND_WHITE)
+                     BACKGROUND_KEPT if masks is None else BACKGROUND_WHITE,
+                     inert_settings(num_views, masks is not None))
+
+
+def inert_settings(num_views: int, has_mask: bool) -> dict[str, str]:
+    """The Face Views settings that have no effect with these inputs -> {input: why} (views_json's "inert")."""
+    out = {}
+    if num_views == 1:
+        out["pitch_weight"] = "no effect: one view is the most frontal face; pitch_weight spreads several views"
+    if not has_mask:
+        out["mask_meaning"] = "no effect: no mask is connected"
+    return out
 
 
 def _face_cover(mask: np.ndarray, face: Face) -> float:

@@ -162,7 +162,8 @@ def run(a) -> int:
         raise UsageError("give --text-encoder (umT5) or --context-file (precomputed embeddings)")
     from safetensors import safe_open
     from safetensors.torch import save_file
-    from mv2id_core.video_io import load_image, read_frames
+    from mv2id_core.photos import read_photo
+    from mv2id_core.video_io import read_frames
 
     manifest = Path(a.manifest)
     rows = read_jsonl(manifest, repair=False)
@@ -201,7 +202,7 @@ def run(a) -> int:
                 raise ValueError(f"{r['video']} has fewer frames than the manifest expects")
             video = encode_video(vae, fit_frames(np.stack([by_index[k] for k in idx]), a.width, a.height))
             ref_paths = [p if Path(p).is_absolute() else str(manifest.parent / p) for p in r["references"]]
-            refs = torch.from_numpy(np.stack([load_image(p) for p in ref_paths])).float() / 255.0
+            refs = torch.from_numpy(np.stack([read_photo(p).rgb for p in ref_paths])).float() / 255.0
             ref_lat = encode_references(vae, refs, a.width, a.height, a.mask_draws, a.mask_ratio, a.mask_block,
                                         r["id"], a.seed, a.mask_complementary)
             cap = r.get("caption") or ""

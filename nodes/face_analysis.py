@@ -17,7 +17,7 @@ from mv2id_core.faces import available_backends, backend_names, load_analyzer
 from mv2id_core.faces.dlib_backend import DETECTORS
 from mv2id_core.faces.insightface_backend import PROVIDERS
 from .sockets import FaceAnalyzer
-from .utils import check_option, register_model_folder
+from .utils import Mv2IDNode, check_option, register_model_folder
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/faces"
@@ -55,7 +55,7 @@ def pack_root(pack: str) -> str:
 register_model_folder(FOLDER, {".onnx"})
 
 
-class Mv2IDFaceAnalyzer(io.ComfyNode):
+class Mv2IDFaceAnalyzer(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         packs = list(dict.fromkeys(list(STANDARD_PACKS) + installed_packs()))

@@ -13,7 +13,7 @@ from comfy_api.latest import io
 from mv2id_core import guidance as core_guidance
 from mv2id_core.comfyui.guider import ReferenceGuider
 from mv2id_core.errors import InputError
-from .utils import MODEL_TOOLTIP, check_option
+from .utils import MODEL_TOOLTIP, Mv2IDNode, check_option, log_inert
 
 CATEGORY = "Mv2ID"
 _DEFAULT = core_guidance.GuidanceConfig()
@@ -71,7 +71,7 @@ _CONDS = [
 ]
 
 
-class Mv2IDGuider(io.ComfyNode):
+class Mv2IDGuider(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -90,16 +90,18 @@ class Mv2IDGuider(io.ComfyNode):
                 _outside_input(),
             ],
             outputs=[io.Guider.Output()],
+            hidden=[io.Hidden.unique_id],       # to show inert inputs on the node
         )
 
     @classmethod
     def execute(cls, model, positive, negative_text, negative_img_text, text_cfg, ref_cfg, ref_start, ref_end,
                 outside_window=core_guidance.OUTSIDE_MODES[0]) -> io.NodeOutput:
-        return io.NodeOutput(_make_guider(model, positive, negative_text, negative_img_text,
-                                          _guidance(text_cfg, ref_cfg, ref_start, ref_end, outside_window)))
+        config = _guidance(text_cfg, ref_cfg, ref_start, ref_end, outside_window)
+        log_inert("Guider", core_guidance.inert_inputs(config), cls)
+        return io.NodeOutput(_make_guider(model, positive, negative_text, negative_img_text, config))
 
 
-class Mv2IDSampler(io.ComfyNode):
+class Mv2IDSampler(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -145,6 +147,7 @@ class Mv2IDSampler(io.ComfyNode):
                     "(add_noise disable, start_at_step = this end_at_step); disable denoises to the end.")),
             ],
             outputs=[io.Latent.Output(tooltip="Sampled video latent (reference frames already dropped).")],
+            hidden=[io.Hidden.unique_id],       # to show inert inputs on the node
         )
 
     @classmethod
@@ -156,10 +159,11 @@ class Mv2IDSampler(io.ComfyNode):
         check_option(scheduler, comfy.samplers.SCHEDULER_NAMES, "scheduler")
         check_option(add_noise, ADD_NOISE, "add_noise")
         check_option(return_with_leftover_noise, LEFTOVER_NOISE, "return_with_leftover_noise")
-        guider = _make_guider(model, positive, negative_text, negative_img_text,
-                              _guidance(text_cfg, ref_cfg, ref_start, ref_end, outside_window))
+        config = _guidance(text_cfg, ref_cfg, ref_start, ref_end, outside_window)
+        guider = _make_guider(model, positive, negative_text, negative_img_text, config)
         sigmas = schedule(model, steps, sampler_name, scheduler, denoise, start_at_step, end_at_step,
                           force_full_denoise=return_with_leftover_noise == "disable")
+        log_inert("Sampler", core_guidance.inert_inputs(config, len(sigmas) - 1, add_noise != "disable"), cls)
         latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
         if add_noise == "disable":   # what core common_ksampler uses: zeros on the CPU
             noise = torch.zeros(latent_image.size(), dtype=latent_image.dtype, layout=latent_image.layout, device="cpu")

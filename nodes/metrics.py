@@ -18,7 +18,7 @@ from mv2id_core import metrics as core_metrics
 from mv2id_core.faces.curricularface import WEIGHT_EXTENSIONS, CurricularFace
 from mv2id_core.plot import plot_report, to_image_tensor_array
 from .sockets import FaceAnalyzer
-from .utils import check_image_batch, check_option, register_model_folder
+from .utils import Mv2IDNode, check_image_batch, check_option, register_model_folder
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/evaluation"
@@ -44,7 +44,7 @@ def curricularface(name: str) -> CurricularFace | None:
     return _cur_cache[key]
 
 
-class Mv2IDIdentityScore(io.ComfyNode):
+class Mv2IDIdentityScore(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

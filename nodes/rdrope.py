@@ -10,7 +10,7 @@ from mv2id_core import rdrope as core_rdrope
 from mv2id_core.comfyui.rdrope_patch import patch_rdrope
 from mv2id_core.errors import InputError
 from .sockets import ReferenceLayout
-from .utils import MODEL_TOOLTIP, check_option
+from .utils import MODEL_TOOLTIP, Mv2IDNode, check_option, log_inert
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID"
@@ -18,7 +18,7 @@ CATEGORY = "Mv2ID"
 MODES = ("auto", *core_rdrope.MODES)
 
 
-class Mv2IDRDRoPE(io.ComfyNode):
+class Mv2IDRDRoPE(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -60,6 +60,7 @@ class Mv2IDRDRoPE(io.ComfyNode):
                     "picks rd only then. A file without them leaves the settings above in force.")),
             ],
             outputs=[io.Model.Output(tooltip="Patched clone; the input MODEL is unchanged.")],
+            hidden=[io.Hidden.unique_id],       # to show inert inputs on the node
         )
 
     @classmethod
@@ -67,18 +68,24 @@ class Mv2IDRDRoPE(io.ComfyNode):
         check_option(mode, MODES, "mode")
         check_option(lora_name, ["none"] + folder_paths.get_filename_list("loras"), "lora_name")
         recorded = _trained_rdrope(lora_name) if lora_name and lora_name != "none" else None
-        config = choose_config(mode, offset, first_index, recorded, lora_name)
+        config = choose_config(mode, offset, first_index, recorded, lora_name, cls)
         expected = int(layout["num_refs"]) if layout else None
         return io.NodeOutput(patch_rdrope(model, config, expected_refs=expected))
 
 
-def choose_config(mode: str, offset: float, first_index: int, recorded, lora_name: str) -> core_rdrope.RDRoPEConfig:
-    """The RD-RoPE settings to patch with, logged in one line that says which and why.
+def choose_config(mode: str, offset: float, first_index: int, recorded, lora_name: str,
+                  node_cls=None) -> core_rdrope.RDRoPEConfig:
+    """The RD-RoPE settings to patch with, logged in one line that says which and why (and one line for the
+    node's settings that then have no effect).
 
     recorded: the settings the LoRA `lora_name` records (None when it records none or none is named).
+    node_cls: the running node's class (to show the inert settings on the node).
     """
+    inert = {}
     if recorded is not None:
         config, why = recorded, f"recorded in the LoRA {lora_name} (the settings it was trained with)"
+        inert = {n: f"no effect: the settings recorded in the LoRA {lora_name} are used"
+                 for n in ("mode", "offset", "first_index")}
     elif mode == "auto":
         config = core_rdrope.RDRoPEConfig(mode="vanilla")
         why = ("mode auto and " + (f"the LoRA {lora_name} records no Mv2ID RD-RoPE settings" if lora_name
@@ -92,8 +99,11 @@ def choose_config(mode: str, offset: float, first_index: int, recorded, lora_nam
         why = f"mode {mode} chosen on the node"
         if mode == "rd":
             why += " (helps only weights trained with rd, e.g. an Mv2ID LoRA)"
+    for name in config.unused:
+        inert.setdefault(name, f"no effect: {config.mode} positions do not use it")
     detail = f", offset {config.offset:g}, first_index {config.first_index}" if config.mode == "rd" else ""
     log.info("[Mv2ID] RD-RoPE: %s positions%s: %s", config.mode, detail, why)
+    log_inert("RD-RoPE", inert, node_cls)
     return config
 
 
@@ -113,11 +123,12 @@ def _trained_rdrope(lora_name: str):
         return core_rdrope.config_from_metadata(metadata)
     except ValueError as e:
         raise InputError(
-            f"Mv2ID RD-RoPE: the LoRA '{lora_name}' records RD-RoPE settings this pack cannot use: {e}. Allowed: "
+            f"Mv2ID RD-RoPE: the LoRA '{lora_name}' records RD-RoPE settings this pack cannot use: {e}. A record "
+            f"is mode ({' or '.join(core_rdrope.MODES)}) and, for rd, offset and first_index. Allowed: "
             f"mode {' or '.join(core_rdrope.MODES)}, offset {core_rdrope.OFFSET_RANGE[0]:g} to "
             f"{core_rdrope.OFFSET_RANGE[1]:g}, first_index {core_rdrope.FIRST_INDEX_RANGE[0]} to "
-            f"{core_rdrope.FIRST_INDEX_RANGE[1]}. Re-save the file with mv2id-train's settings, or set lora_name "
-            f"to none and choose the settings on the node.") from None
+            f"{core_rdrope.FIRST_INDEX_RANGE[1]}. Re-save the file with mv2id-train (it writes the whole record), "
+            f"or set lora_name to none and choose the settings on the node.") from None
 
 
 NODES = [Mv2IDRDRoPE]

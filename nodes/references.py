@@ -14,7 +14,7 @@ from mv2id_core import latents
 from mv2id_core import references as core_refs
 from mv2id_core.comfyui.wan import vae_geometry, zero_reference_latent
 from .sockets import ReferenceLayout
-from .utils import check_image_batch, check_option
+from .utils import Mv2IDNode, check_image_batch, check_option
 
 log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID"
@@ -22,7 +22,7 @@ CATEGORY = "Mv2ID"
 PHANTOM_MAX_REFERENCES = 4
 
 
-class Mv2IDReferenceConditioning(io.ComfyNode):
+class Mv2IDReferenceConditioning(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

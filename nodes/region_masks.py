@@ -5,12 +5,12 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from mv2id_core import region_masks as core_masks
-from .utils import check_image_batch
+from .utils import Mv2IDNode, check_image_batch
 
 CATEGORY = "Mv2ID/faces"
 
 
-class Mv2IDRegionMask(io.ComfyNode):
+class Mv2IDRegionMask(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(

@@ -1,8 +1,9 @@
 """Mv2ID Face Views (choose and crop the multi-view references) and Mv2ID Load Face Photos (a folder of
-photos of any sizes as one batch, each photo whole and unscaled until Face Views crops it)."""
+photos of any sizes as one batch, each photo whole until Face Views crops it; read by mv2id_core.photos)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import numpy as np
@@ -13,13 +14,15 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import io
 
+from mv2id_core import photos as core_photos
 from mv2id_core import views as core_views
-from mv2id_core.errors import InputError, MediaError
+from mv2id_core.errors import InputError
 from mv2id_core.faces.base import as_image_list
 from mv2id_core.video_io import IMAGE_EXTENSIONS, list_media
 from .sockets import FaceAnalyzer
-from .utils import check_image_batch
+from .utils import Mv2IDNode, check_image_batch, log_inert
 
+log = logging.getLogger("Mv2ID")
 CATEGORY = "Mv2ID/faces"
 NO_FOLDER = "(no folder in input/)"
 BACKGROUND_NOTE = "background kept (no mask): the method expects references on white; connect a subject mask"
@@ -34,7 +37,7 @@ def _mask_list(mask) -> list[np.ndarray]:
     return list((m[None] if m.ndim == 2 else m).numpy())
 
 
-class Mv2IDFaceViews(io.ComfyNode):
+class Mv2IDFaceViews(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
@@ -76,10 +79,14 @@ class Mv2IDFaceViews(io.ComfyNode):
                 io.Mask.Input("mask", optional=True, tooltip=(
                     "Subject masks (one per image, or one for all), e.g. core Remove Background's MASK: the "
                     "background becomes white as the method expects. Mv2ID Load Face Photos' mask marks each "
-                    "photo's area, so its white padding counts as outside the photo.")),
+                    "photo's area, so its white padding counts as outside the photo. Faces are searched within "
+                    "the mask's subject first, so a small photo's face is found at its own scale.")),
                 io.Combo.Input("mask_meaning", options=list(core_views.MASK_MEANINGS), default="subject", tooltip=(
                     "subject: mask is 1 on the person (Remove Background, Load Face Photos). background: mask is "
                     "1 on the background.")),
+                io.String.Input("photos_json", optional=True, force_input=True, tooltip=(
+                    "Optional: Mv2ID Load Face Photos' photos_json, so views_json names the file of each view "
+                    "and says which photos were scaled down at load.")),
             ],
             outputs=[
                 io.Image.Output("references", display_name="references",
@@ -95,12 +102,14 @@ class Mv2IDFaceViews(io.ComfyNode):
                     "The chosen views side by side with their angles written under them (and a note when the "
                     "background was kept).")),
             ],
+            hidden=[io.Hidden.unique_id],       # to show inert settings on the node
         )
 
     @classmethod
     def execute(cls, images, analyzer, num_views, width, height, margin, upright, if_no_face, pitch_weight,
-                mask=None, mask_meaning="subject") -> io.NodeOutput:
+                mask=None, mask_meaning="subject", photos_json=None) -> io.NodeOutput:
         check_image_batch(images, "images")     # if_no_face and mask_meaning: checked first thing in face_views
+        sources = None if photos_json is None else core_views.read_sources(photos_json, images.shape[0])
         imgs = as_image_list(images.detach().cpu(), "images")
         masks = None if mask is None else _mask_list(mask)
         pbar = comfy.utils.ProgressBar(len(imgs))
@@ -116,8 +125,9 @@ class Mv2IDFaceViews(io.ComfyNode):
         refs = torch.from_numpy(result.images.astype(np.float32) / 255.0)
         note = BACKGROUND_NOTE if masks is None else ""
         preview = core_views.preview_strip(result.images, result.views, note=note)
-        report = result.report()
+        report = result.report(sources)
         report["analyzer"] = analyzer.describe()
+        log_inert("Face Views", result.inert, cls)
         return io.NodeOutput(refs, torch.from_numpy(result.masks), json.dumps(report, indent=1),
                              torch.from_numpy(preview.astype(np.float32) / 255.0)[None])
 
@@ -141,47 +151,53 @@ def photo_folders() -> list[str]:
     return sorted(found, key=lambda f: (f != DEFAULT_FOLDER, f))
 
 
-def load_photo(path, max_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(RGB uint8 [h, w, 3], area float32 [h, w]) of one photo: EXIF orientation applied, transparency
-    composited on white (the area is the alpha then), scaled down uniformly so its longer side is at most
-    max_size (0 = never)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im.load()
-    except (UnidentifiedImageError, OSError) as e:
-        raise MediaError(f"cannot read the photo {os.path.basename(path)}: {e}") from None
-    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-    im = im.convert("RGBA") if has_alpha else im.convert("RGB")
-    if max_size and max(im.size) > max_size:
-        s = max_size / max(im.size)
-        im = im.resize((max(1, round(im.width * s)), max(1, round(im.height * s))), Image.LANCZOS)
-    a = np.asarray(im, np.float32)
-    if not has_alpha:
-        return a.astype(np.uint8), np.ones(a.shape[:2], np.float32)
-    alpha = a[..., 3:] / 255.0
-    rgb = a[..., :3] * alpha + 255.0 * (1.0 - alpha)
-    return np.clip(rgb + 0.5, 0, 255).astype(np.uint8), alpha[..., 0]
-
-
-def photo_batch(photos: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def photo_batch(photos: list[core_photos.Photo]) -> tuple[np.ndarray, np.ndarray]:
     """Photos of any sizes -> (IMAGE [N, H, W, 3] float32, MASK [N, H, W] float32) on a canvas of the largest
-    width x height: each photo unscaled and uncropped in the centre, white around it, mask = its area."""
-    H = max(p.shape[0] for p, _ in photos)
-    W = max(p.shape[1] for p, _ in photos)
+    width x height: each photo uncropped in the centre, white around it, mask = its area."""
+    H = max(p.rgb.shape[0] for p in photos)
+    W = max(p.rgb.shape[1] for p in photos)
     images = np.ones((len(photos), H, W, 3), np.float32)
     masks = np.zeros((len(photos), H, W), np.float32)
-    for i, (p, m) in enumerate(photos):
-        h, w = p.shape[:2]
+    for i, p in enumerate(photos):
+        h, w = p.rgb.shape[:2]
         y, x = (H - h) // 2, (W - w) // 2
-        images[i, y:y + h, x:x + w] = p.astype(np.float32) / 255.0
-        masks[i, y:y + h, x:x + w] = m
+        images[i, y:y + h, x:x + w] = p.rgb.astype(np.float32) / 255.0
+        masks[i, y:y + h, x:x + w] = p.area
     return images, masks
 
 
-class Mv2IDLoadFacePhotos(io.ComfyNode):
+def inside(root: str, path) -> bool:
+    """Does `path`, with every link resolved, lie inside the (resolved) folder `root`?"""
+    try:
+        return os.path.commonpath([root, os.path.realpath(path)]) == root
+    except ValueError:          # Windows: another drive
+        return False
+
+
+def folder_photos(folder: str) -> list:
+    """The photo files of input/<folder>, each checked to be a real file inside the input directory (a link
+    that leads out of it is refused: a workflow must not read files the server does not share)."""
+    root = os.path.realpath(folder_paths.get_input_directory())
+    path = os.path.join(root, folder)
+    if not inside(root, path) or not os.path.isdir(path):
+        known = photo_folders()
+        raise InputError(f"folder {folder!r} is not a folder in ComfyUI's input directory ({root}); "
+                         + (f"choose one of: {', '.join(known[:20])}" + (" ..." if len(known) > 20 else "")
+                            if known else "create one there (e.g. input/my_person/), put the photos in it "
+                                          "and refresh."))
+    files = list_media(path, IMAGE_EXTENSIONS)
+    if not files:
+        raise InputError(f"no photos in input/{folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); put the "
+                         f"photos of the person there and refresh.")
+    for f in files:
+        if not inside(root, f):
+            raise InputError(f"input/{folder}/{f.name} is a link to a file outside ComfyUI's input directory; "
+                             f"the pack reads photos only from there: copy the photo into input/{folder}/ instead "
+                             f"of linking it.")
+    return files
+
+
+class Mv2IDLoadFacePhotos(Mv2IDNode):
     @classmethod
     def define_schema(cls):
         folders = photo_folders() or [NO_FOLDER]
@@ -191,47 +207,54 @@ class Mv2IDLoadFacePhotos(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Loads every photo in a folder under ComfyUI's input directory as one batch for Mv2ID Face "
-                "Views, keeping each photo whole at its own resolution: each sits unscaled and uncropped in the "
-                "centre of a white canvas as large as the largest photo, and the mask marks its area. (Image "
-                "batch nodes instead resize and centre-crop every photo to the first one's shape, which can cut "
-                "the face out of a portrait next to a landscape photo.) Connect the mask to Face Views' mask, "
-                "or run the batch through Remove Background and connect that mask."),
+                "Views, keeping each photo whole at its own resolution: each sits uncropped in the centre of a "
+                "white canvas as large as the largest photo, and the mask marks its area. (Image batch nodes "
+                "instead resize and centre-crop every photo to the first one's shape, which can cut the face "
+                "out of a portrait next to a landscape photo.) Any colour mode a camera or editor writes (8- and "
+                "16-bit, grey, palette, CMYK, transparency) reads as core Load Image reads it where core is "
+                "right; the EXIF orientation is applied and transparency composited on white. Photos above "
+                "max_size are scaled down at load. Connect the mask to Face Views' mask, or run the batch "
+                "through Remove Background and connect that mask; connect photos_json to Face Views too."),
             inputs=[
                 io.Combo.Input("folder", options=folders, default=folders[0], tooltip=(
                     "A folder inside ComfyUI's input directory holding the photos of one person (.png, .jpg, "
                     ".jpeg, .webp, .bmp, .tif). Put them in e.g. input/my_person/ and refresh.")),
-                io.Int.Input("max_size", default=0, min=0, max=16384, step=8, tooltip=(
-                    "Scale photos whose longer side is larger down to this many pixels, keeping their aspect "
-                    "ratio (0 = keep every photo at full resolution). Limits memory for large camera photos.")),
+                io.Int.Input("max_size", default=core_photos.MAX_SIDE, min=0, max=16384, step=8, tooltip=(
+                    f"Photos whose longer side is larger are scaled down to this many pixels at load, keeping "
+                    f"their aspect ratio ({core_photos.MAX_SIDE}, the default, keeps 12-megapixel phone photos whole "
+                    f"and leaves faces sharp for crops of up to 512 px; 0 = full resolution, up to "
+                    f"{core_photos.MAX_PIXELS / 1e6:.0f} megapixels per photo). photos_json lists the photos "
+                    f"that were scaled.")),
             ],
             outputs=[
                 io.Image.Output("images", display_name="images", tooltip=(
-                    "The photos, one per batch entry, each whole and unscaled in the centre of a white canvas of "
-                    "the largest width x height.")),
+                    "The photos, one per batch entry, each whole (scaled only above max_size) in the centre of a "
+                    "white canvas of the largest width x height.")),
                 io.Mask.Output("mask", display_name="mask", tooltip=(
                     "Per photo: 1 on the photo (its alpha where it has transparency), 0 on the white padding.")),
                 io.String.Output("file_names", display_name="file_names",
                                  tooltip="The photos' file names, one per line, in batch order."),
+                io.String.Output("photos_json", display_name="photos_json", tooltip=(
+                    "JSON, one record per photo in batch order: file, size as loaded, scaled_from (when it was "
+                    "scaled down), colour mode, alpha, EXIF orientation. Connect it to Face Views' photos_json "
+                    "so views_json names each view's file and says when it was scaled.")),
             ],
         )
 
     @classmethod
     def execute(cls, folder, max_size) -> io.NodeOutput:
-        root = os.path.realpath(folder_paths.get_input_directory())
-        path = os.path.realpath(os.path.join(root, folder))
-        if os.path.commonpath([root, path]) != root or not os.path.isdir(path):
-            known = photo_folders()
-            raise InputError(f"folder {folder!r} is not a folder in ComfyUI's input directory ({root}); "
-                             + (f"choose one of: {', '.join(known[:20])}" + (" ..." if len(known) > 20 else "")
-                                if known else "create one there (e.g. input/my_person/), put the photos in it "
-                                              "and refresh."))
-        files = list_media(path, IMAGE_EXTENSIONS)
-        if not files:
-            raise InputError(f"no photos in input/{folder} (looked for {', '.join(IMAGE_EXTENSIONS)}); put the "
-                             f"photos of the person there and refresh.")
-        photos = [load_photo(f, int(max_size)) for f in files]
+        files = folder_photos(folder)
+        photos = []
+        for f in files:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            photos.append(core_photos.read_photo(f, int(max_size), name=f"input/{folder}/{f.name}"))
+        for p in photos:
+            for note in p.notes:
+                (log.warning if p.damaged and "damaged" in note else log.info)("[Mv2ID] Load Face Photos: %s", note)
         images, masks = photo_batch(photos)
-        return io.NodeOutput(torch.from_numpy(images), torch.from_numpy(masks), "\n".join(f.name for f in files))
+        records = [dict(p.record(), file=f.name) for p, f in zip(photos, files)]
+        return io.NodeOutput(torch.from_numpy(images), torch.from_numpy(masks), "\n".join(f.name for f in files),
+                             json.dumps(records, indent=1))
 
 
 NODES = [Mv2IDLoadFacePhotos, Mv2IDFaceViews]

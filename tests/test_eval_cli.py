@@ -125,7 +125,7 @@ def test_cli_mismatched_inputs(data, tmp_path, capsys):
     # a video where a reference image belongs
     rc = cli.main([str(data / "videos"), "-r", str(data / "videos" / "same_person.mp4"), "-o", str(tmp_path), "-q"])
     err = capsys.readouterr().err
-    assert rc == 2 and "cannot read image" in err and "same_person.mp4" in err
+    assert rc == 2 and "cannot read the photo same_person.mp4" in err
     # a folder of videos given as the reference folder
     rc = cli.main([str(data / "videos"), "-r", str(data / "videos"), "-o", str(tmp_path), "-q"])
     assert rc == 2 and "no reference images" in capsys.readouterr().err

@@ -91,8 +91,12 @@ def test_one_converter_for_uint8_float_torch_and_batches():
     f = img.astype(np.float32) / 255.0
     assert np.array_equal(as_rgb_uint8(f), img)                       # floats round to the nearest level
     assert np.array_equal(as_rgb_uint8(torch.from_numpy(f)), img)
-    rgba = np.concatenate([img, np.zeros((2, 3, 1), np.uint8)], -1)
-    assert np.array_equal(as_rgb_uint8(rgba), img)                    # alpha dropped, not composited
+    alpha = np.array([[0, 255, 255], [51, 255, 0]], np.uint8)[..., None]
+    rgba = np.concatenate([img, alpha], -1)
+    on_white = np.round(img * (alpha / 255.0) + 255 * (1 - alpha / 255.0)).astype(np.uint8)
+    assert np.array_equal(as_rgb_uint8(rgba), on_white)               # composited on white, as photos are
+    assert (on_white[0, 0] == 255).all() and np.array_equal(on_white[0, 1], img[0, 1])
+    assert np.array_equal(as_rgb_uint8(np.concatenate([f, alpha / 255.0], -1)), on_white)
     assert as_rgb_uint8(img[..., 0]).shape == (2, 3, 3)
     batch = torch.from_numpy(np.stack([f, f]))
     out = as_image_list(batch, "frames")

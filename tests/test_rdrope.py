@@ -93,7 +93,36 @@ def test_settings_bounds_are_the_widgets_bounds():
                                        ("first_index", "1e8"), ("first_index", "2.5"), ("first_index", "x")])
 def test_metadata_outside_the_bounds_is_refused(key, value):
     from mv2id_core.rdrope import config_from_metadata
-    md = {"mv2id.rdrope.mode": "rd", f"mv2id.rdrope.{key}": value}
+    md = {"mv2id.rdrope.mode": "rd", "mv2id.rdrope.offset": "1.0", "mv2id.rdrope.first_index": "1",
+          f"mv2id.rdrope.{key}": value}
     with pytest.raises(ValueError, match="bad RD-RoPE metadata"):
         config_from_metadata(md)
-    assert config_from_metadata({"mv2id.rdrope.mode": "rd", "mv2id.rdrope.first_index": "3.0"}).first_index == 3
+    md.update({"mv2id.rdrope.offset": "1.0", "mv2id.rdrope.first_index": "3.0"})
+    assert config_from_metadata(md).first_index == 3
+
+
+@pytest.mark.parametrize("record,expected", [
+    ({"mode": "rd"}, "incomplete RD-RoPE metadata (mode='rd'): mode rd needs offset and first_index; "
+                     "missing: offset, first_index"),
+    ({"mode": "rd", "offset": "2.0"}, "mode rd needs offset and first_index; missing: first_index"),
+    ({"mode": "rd", "first_index": "0"}, "mode rd needs offset and first_index; missing: offset"),
+    ({"offset": "2.0"}, "incomplete RD-RoPE metadata (offset='2.0'): without a mode the positions it was trained "
+                        "with are unknown; missing: mode, first_index"),
+    ({"offset": "2.0", "first_index": "0"}, "without a mode the positions it was trained with are unknown; "
+                                            "missing: mode"),
+    ({"mode": "rd", "offset": "2", "first_index": "1", "ofset": "3"}, "unknown field(s) ofset"),
+    ({"mode": "sideways", "offset": "2"}, "RD-RoPE mode must be one of rd, vanilla, got 'sideways'")])
+def test_an_incomplete_or_unknown_metadata_record_is_refused_never_filled_with_defaults(record, expected):
+    from mv2id_core.rdrope import config_from_metadata
+    with pytest.raises(ValueError) as ei:
+        config_from_metadata({f"mv2id.rdrope.{k}": v for k, v in record.items()})
+    assert expected in str(ei.value)
+
+
+def test_a_vanilla_record_needs_no_offset_and_a_complete_record_reads_back():
+    from mv2id_core.rdrope import RDRoPEConfig, config_from_metadata, config_to_metadata
+    assert config_from_metadata({"mv2id.rdrope.mode": "vanilla", "other": "x"}) == RDRoPEConfig("vanilla")
+    assert RDRoPEConfig("vanilla").unused == ("offset", "first_index") and RDRoPEConfig("rd").unused == ()
+    cfg = RDRoPEConfig("rd", 3.5, 0)
+    assert config_from_metadata({**config_to_metadata(cfg), "ss_other_tool": "1"}) == cfg
+    assert config_from_metadata({"ss_network_dim": "32"}) is None

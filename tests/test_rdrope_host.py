@@ -36,7 +36,8 @@ def _run(comfy, names, save, mode, offset=1.0, first_index=1, lora="none", patch
 
 
 def _log_line(comfy, mark):
-    lines = [line for line in comfy.log_tail(400).splitlines() if "[Mv2ID] RD-RoPE:" in line and mark in line]
+    lines = [line for line in comfy.log_tail(400).splitlines()
+             if "[Mv2ID] RD-RoPE:" in line and " positions" in line and mark in line]
     assert lines, comfy.log_tail(60)
     return lines[-1]
 

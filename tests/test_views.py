@@ -157,6 +157,38 @@ def test_preview_note_is_written_under_the_labels():
     assert (np.abs(extra.astype(int) - [255, 200, 80]).sum(-1) < 60).mean() > 0.005      # the note's colour
 
 
+def test_report_names_each_views_file_and_the_photos_scaled_at_load():
+    cands = [V.ViewCandidate(0, _face((10, 10, 40, 40))), V.ViewCandidate(1, None),
+             V.ViewCandidate(2, _face((5, 5, 30, 30)))]
+    fv = V.FaceViews(np.zeros((2, 8, 8, 3), np.uint8), np.ones((2, 8, 8), np.float32),
+                     [cands[2].record(), cands[0].record()], cands)
+    sources = V.read_sources(json.dumps([
+        {"file": "a.png", "size": [64, 64], "mode": "RGB", "alpha": False},
+        {"file": "b.jpg", "size": [32, 32], "mode": "RGB", "alpha": False},
+        {"file": "huge.jpg", "size": [4096, 3072], "scaled_from": [12000, 9000], "mode": "RGB", "alpha": False}]), 3)
+    rep = fv.report(sources)
+    assert [v["file"] for v in rep["views"]] == ["huge.jpg", "a.png"]
+    assert rep["views"][0]["scaled_from"] == [12000, 9000] and "scaled_from" not in rep["views"][1]
+    assert rep["scaled"] == ["huge.jpg: 12000x9000 -> 4096x3072"] and rep["no_face_files"] == ["b.jpg"]
+    assert "file" not in fv.report()["views"][0] and "scaled" not in fv.report()
+
+
+def test_inert_face_views_settings_are_named():
+    assert V.inert_settings(3, True) == {}
+    assert set(V.inert_settings(1, False)) == {"pitch_weight", "mask_meaning"}
+    assert V.inert_settings(2, False) == {"mask_meaning": "no effect: no mask is connected"}
+
+
+@pytest.mark.parametrize("text,n,expected", [
+    ("not json", 1, "photos_json must be the photos_json output of Mv2ID Load Face Photos"),
+    ('[{"size": [1, 1]}]', 1, "photos_json must be the photos_json output"),
+    ('[{"file": "a.png", "size": [1, 1]}]', 2, "photos_json describes 1 photo(s) but images has 2")])
+def test_photo_records_that_do_not_fit_the_batch_are_refused(text, n, expected):
+    with pytest.raises(InputError) as ei:
+        V.read_sources(text, n)
+    assert expected in str(ei.value)
+
+
 # ----------------------------------------------------------------------------- real photos (dlib)
 @pytest.fixture(scope="module")
 def photos():
@@ -224,6 +256,27 @@ def test_face_views_subject_mask_whitens_background(dlib_an, photos):
     assert (out[mk > 0.99] != 255).any(axis=-1).mean() > 0.9         # the person is kept
 
 
+def test_a_small_photo_padded_to_a_big_canvas_is_searched_at_its_own_scale(dlib_an, photos):
+    """Load Face Photos pads a small photo to the largest one's canvas; the detector sees the whole canvas
+    at det_size, where the small photo's face shrinks below what it finds. With the photo's area as mask
+    the face is searched in the photo's box, and found where it is in the canvas."""
+    tom, _ = photos
+    canvas = np.full((3000, 4000, 3), 255, np.uint8)
+    small = np.full((400, 300, 3), 150, np.uint8)
+    small[60:220, 70:230] = fit(tom, 160)
+    canvas[1300:1700, 1850:2150] = small
+    area = np.zeros(canvas.shape[:2], np.float32)
+    area[1300:1700, 1850:2150] = 1
+    assert V.subject_box(area) == (1820, 1260, 2180, 1740) and V.subject_box(np.ones((40, 40))) is None
+    with pytest.raises(NoFaceError):
+        V.face_views([canvas], dlib_an, num_views=1, size=(96, 96))
+    r = V.face_views([canvas], dlib_an, num_views=1, size=(96, 96), subject_masks=[area])
+    x1, y1, x2, y2 = r.views[0]["bbox"]
+    assert 1850 + 60 < (x1 + x2) / 2 < 1850 + 240 and 1300 + 50 < (y1 + y2) / 2 < 1300 + 230   # canvas pixels
+    direct = V.face_views([small], dlib_an, num_views=1, size=(96, 96))
+    assert abs(r.views[0]["yaw"] - direct.views[0]["yaw"]) < 1.0
+
+
 def test_preview_strip_has_a_label_row(dlib_an, photos):
     tom, _ = photos
     r = V.face_views([fit(tom), fit(tom[:, ::-1])], dlib_an, num_views=2, size=(160, 160))
@@ -254,6 +307,7 @@ def test_face_views_without_mask_says_the_background_is_kept(dlib_an, photos):
     tom, _ = photos
     r = V.face_views([fit(tom)], dlib_an, num_views=1, size=(96, 96))
     assert r.report()["background"] == V.BACKGROUND_KEPT and "expects references on white" in V.BACKGROUND_KEPT
+    assert r.report()["inert"] == V.inert_settings(1, False)         # pitch_weight and mask_meaning unused
 
 
 def test_face_views_names_the_image_whose_mask_hides_the_face(dlib_an, photos):

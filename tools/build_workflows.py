@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 import comfy_server  # noqa: E402
 import workflow_api  # noqa: E402
+from mv2id_core.photos import MAX_SIDE  # noqa: E402
 
 WORKFLOWS = ROOT / "example_workflows"
 
@@ -201,9 +202,10 @@ MODEL_NOTE = """## Model files (where each one goes)
 - **Upscaler** (optional) `ComfyUI/models/upscale_models/RealESRGAN_x2.safetensors`
 Settings are Phantom's own: 832x480, 81 frames at 16 fps, UniPC, 50 steps, shift 5."""
 
-FACES_NOTE = """## 1. Face photos -> multi-view references
+FACES_NOTE = f"""## 1. Face photos -> multi-view references
 Put 3 or more photos of the same person from different angles (front, left, right) into
-`ComfyUI/input/mv2id_faces/` (or pick another folder). **Load Face Photos** keeps every photo whole.
+`ComfyUI/input/mv2id_faces/` (or pick another folder). **Load Face Photos** keeps every photo whole
+(only photos over {MAX_SIDE} px are scaled down, and views_json says so).
 **Remove Background** makes the white background the method expects. **Face Views** finds the
 face in each, measures the head pose, keeps the views that cover the widest range of yaw, and
 crops them head-and-shoulders. Check the preview: the angle of each view is written on it.
@@ -246,7 +248,7 @@ def _models(s: Spec, unet: str = PHANTOM_14B, lora: str | None = None, lora_titl
 def _faces(s: Spec):
     """Face photos -> background removal -> Face Views. Returns the Face Views node id."""
     s.group("1. Face photos -> multi-view references", [430, -60, 760, 1040], color="#8A8")
-    s.node(10, "Mv2IDLoadFacePhotos", (450, 0), {"folder": FACE_FOLDER, "max_size": 0}, size=(300, 130))
+    s.node(10, "Mv2IDLoadFacePhotos", (450, 0), {"folder": FACE_FOLDER, "max_size": MAX_SIDE}, size=(300, 130))
     s.node(11, "LoadBackgroundRemovalModel", (450, 170), {"bg_removal_name": "birefnet.safetensors"},
            size=(300, 60))
     s.node(12, "RemoveBackground", (450, 270), size=(300, 50))
@@ -254,6 +256,7 @@ def _faces(s: Spec):
     s.node(15, "Mv2IDFaceAnalyzer", (450, 370), {"backend": "insightface"}, size=(300, 170))
     s.node(16, "Mv2IDFaceViews", (780, 0), {"num_views": 3, "mask_meaning": "subject"}, size=(340, 300))
     s.link(10, 0, 16, "images"); s.link(15, 0, 16, "analyzer"); s.link(12, 0, 16, "mask")
+    s.link(10, 3, 16, "photos_json")
     s.node(17, "PreviewImage", (780, 360), title="Chosen views", size=(340, 260))
     s.link(16, 3, 17, "images")
     s.note(18, (450, 580), FACES_NOTE, size=(300, 360))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..photos import composite_on_white
 
 # OpenS2V-Eval's no-face retry (eval/get_facesim.py, pad_np_bgr_image(scale=1.25)): every side padded
 # by 25% of the image's height (top, bottom) or width (left, right), grey 128, one retry.
@@ -144,12 +145,12 @@ def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
     """One image -> RGB uint8 [H, W, 3]: the pack's one image converter.
 
     Accepts uint8 or float (0..1, ComfyUI's IMAGE) arrays, numpy or CPU torch, shaped [H, W],
-    [H, W, 1], [H, W, 3] or [H, W, 4] (alpha dropped without compositing, as PIL's convert("RGB")
-    and OpenS2V do). Floats are rounded to the nearest level. Raises InputError naming `what`.
+    [H, W, 1], [H, W, 3] or [H, W, 4] (alpha composited on white, as every photo the pack reads:
+    ``photos.composite_on_white``). Floats are rounded to the nearest level. Raises InputError naming `what`.
     """
     if isinstance(image, (str, bytes)) or image is None:
         raise InputError(f"{what} must be an image array [H, W, 3], got {type(image).__name__} "
-                         f"{image!r:.80}; load files first (mv2id_core.video_io.load_image).")
+                         f"{image!r:.80}; load files first (mv2id_core.photos.read_photo).")
     try:
         arr = np.asarray(image)
     except Exception as e:  # e.g. a CUDA tensor
@@ -166,13 +167,14 @@ def as_rgb_uint8(image, what: str = "image") -> np.ndarray:
                             if arr.ndim == 4 else "") + ".")
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)
-    arr = arr[..., :3]
     if arr.dtype != np.uint8:
         if np.issubdtype(arr.dtype, np.floating):
             if not np.isfinite(arr).all():
                 raise InputError(f"{what} contains NaN or infinite pixels; fix the step that made it.")
             arr = np.clip(arr.astype(np.float32), 0.0, 1.0) * 255.0 + 0.5
         arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if arr.shape[-1] == 4:
+        arr = composite_on_white(arr[..., :3], arr[..., 3].astype(np.float32) / 255.0)
     return np.ascontiguousarray(arr)
 
 

@@ -347,10 +347,63 @@ class Mv2IDTestModuleNames(io.ComfyNode):
         return float("nan")
 
 
+class Mv2IDTestFloat(io.ComfyNode):
+    """A FLOAT from text, any value Python's float() reads (nan, inf, -inf): core's number nodes check their
+    range, so only a node like this sends infinity through a link."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestFloat",
+            category="mv2id/testing",
+            description="TEST ONLY: float(value) as a FLOAT output (nan, inf, -inf allowed).",
+            inputs=[io.String.Input("value", default="nan", tooltip="Text for Python's float().")],
+            outputs=[io.Float.Output()],
+        )
+
+    @classmethod
+    def execute(cls, value) -> io.NodeOutput:
+        return io.NodeOutput(float(value))
+
+
+class Mv2IDTestSaveTensors(io.ComfyNode):
+    """Saves an IMAGE (and a MASK) as safetensors, exactly as the graph holds them (SaveImage rounds to
+    8 bits), so tests can compare node outputs value for value."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="Mv2IDTestSaveTensors",
+            category="mv2id/testing",
+            description="TEST ONLY: save IMAGE and optional MASK as safetensors.",
+            inputs=[io.Image.Input("image", tooltip="IMAGE to save."),
+                    io.Mask.Input("mask", optional=True, tooltip="MASK to save."),
+                    io.String.Input("filename", default="tensors", tooltip="File name stem.")],
+            outputs=[],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, image, filename, mask=None) -> io.NodeOutput:
+        import os
+        import folder_paths
+        from safetensors.torch import save_file
+        tensors = {"image": image.contiguous().float().cpu()}
+        if mask is not None:
+            tensors["mask"] = mask.contiguous().float().cpu()
+        save_file(tensors, os.path.join(folder_paths.get_output_directory(), f"{filename}.safetensors"))
+        return io.NodeOutput(ui={"files": [{"filename": f"{filename}.safetensors", "subfolder": "", "type": "output"}]})
+
+    @classmethod
+    def fingerprint_inputs(cls, **kwargs):
+        return float("nan")
+
+
 class _TestExtension(ComfyExtension):
     async def get_node_list(self):
         return [Mv2IDTestConditioning, Mv2IDTestCallCounter, Mv2IDTestWindowProbe, Mv2IDTestCallReport,
-                Mv2IDTestLatentStats, Mv2IDTestBackgroundModel, Mv2IDTestImage, Mv2IDTestModuleNames]
+                Mv2IDTestLatentStats, Mv2IDTestBackgroundModel, Mv2IDTestImage, Mv2IDTestModuleNames,
+                Mv2IDTestFloat, Mv2IDTestSaveTensors]
 
 
 async def comfy_entrypoint():
