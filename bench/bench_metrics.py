@@ -12,6 +12,14 @@ frames against --refs references; the median over --rounds runs is reported (aft
 fps counts sampled frames per second of the whole score_video call (references included, each
 distinct frame analysed once); "per frame ms" is its inverse. A backend that cannot load (missing
 library or model files) is listed with the reason and skipped.
+
+--separation measures instead how the copy-paste readings separate the synthetic-truth classes of
+tests/face_videos.py (copies, blends, the same person in new poses, other people; references of one
+person and of several; three noise levels) over --seeds videos per cell, with the dlib backend, and
+prints the table docs/metrics.md shows (min / median / max of near_copy_rate and pose_following, and of
+the frames' structure distance to the nearest reference).
+
+  python bench/bench_metrics.py --separation --seeds 5 --json bench/results/separation.json
 """
 from __future__ import annotations
 
@@ -35,6 +43,9 @@ BACKENDS = ("dlib", "insightface")
 
 
 def _photo() -> np.ndarray:
+    """The test photo: from $MV2ID_TEST_PHOTOS (the library environment's unpacked copy) or the insightface wheel."""
+    if os.environ.get("MV2ID_TEST_PHOTOS"):
+        return np.asarray(Image.open(Path(os.environ["MV2ID_TEST_PHOTOS"]) / "Tom_Hanks_54745.png").convert("RGB"))
     spec = importlib.util.find_spec("insightface")
     if spec is None:
         raise SystemExit("the benchmark photo ships with the insightface package (pip install insightface)")
@@ -89,6 +100,51 @@ def bench_backend(name: str, options: dict, video, refs, frames: int, rounds: in
             "runs_s": [round(x, 4) for x in times], "mvrc": report["mvrc"]}
 
 
+def separation(seeds: int) -> list[dict]:
+    """One row per (references, class, noise level): the readings of `seeds` synthetic-truth videos."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import face_videos as FV
+    from mv2id_core.faces import load_analyzer
+
+    an = load_analyzer("dlib")
+    faces = FV.Faces(an)
+    rows = []
+    for kind in ("one", "several"):
+        refs = FV.reference_frames(faces, kind)
+        for cls in FV.CLASSES:
+            for level in FV.LEVELS:
+                row = {"references": kind, "class": cls, "level": level, "near_copy_rate": [], "pose_following": [],
+                       "distance": [], "frames": 0, "with_face": 0}
+                for seed in range(seeds):
+                    video = FV.video(faces, kind, cls, level, seed)
+                    rep = M.score_video(video, refs, an, num_frames=0, segment_seconds=0)
+                    row["near_copy_rate"].append(rep["copy_paste"]["near_copy_rate"])
+                    row["pose_following"].append(rep["copy_paste"]["pose_following"])
+                    row["distance"] += [1 - max(v for v in p["structure_similarity"] if v is not None)
+                                        for p in rep["per_frame"] if p["face"]]
+                    row["frames"] += len(video)
+                    row["with_face"] += rep["frames_with_face"]
+                rows.append(row)
+                print(separation_line(row), flush=True)
+    return rows
+
+
+def _spread(values) -> str:
+    v = [x for x in values if x is not None]
+    if not v:
+        return "null"
+    def f(x):
+        return f"{0.0 if abs(x) < 0.005 else x:.2f}"            # no "-0.00"
+    return f"{f(min(v))} / {f(statistics.median(v))} / {f(max(v))}"
+
+
+def separation_line(row: dict) -> str:
+    """A markdown table row: references, class, level, near_copy_rate, pose_following, distance (min/med/max)."""
+    names = {"one": "one person", "several": "several people"}
+    return (f"| {names[row['references']]} | {row['class']} | {row['level']} | {_spread(row['near_copy_rate'])} | "
+            f"{_spread(row['pose_following'])} | {_spread(row['distance'])} | {row['with_face']}/{row['frames']} |")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", action="append", choices=BACKENDS, help="backend(s) to time (default: all)")
@@ -103,7 +159,15 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="OMP/MKL threads (default: library default)")
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument("--separation", action="store_true",
+                    help="measure how the copy-paste readings separate the synthetic-truth classes (dlib)")
+    ap.add_argument("--seeds", type=int, default=5, help="--separation: videos per cell")
     a = ap.parse_args(argv)
+    if a.separation:
+        print("| references | class | noise | near_copy_rate | pose_following | structure distance | faces |")
+        print("|---|---|---|---|---|---|---|")
+        write_results(a.json, {"seeds": a.seeds}, separation(a.seeds))
+        return 0
     if a.threads:
         for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             os.environ[v] = str(a.threads)

@@ -8,15 +8,13 @@ from pathlib import Path
 
 
 def backend_options(items: list[str]) -> dict[str, dict]:
-    """["insightface:model_dir=/x", ...] -> {"insightface": {"model_dir": "/x"}}; values are JSON when they parse."""
+    """["insightface:model_dir=/x", ...] -> {"insightface": {"model_dir": "/x"}}; the values stay text:
+    mv2id_core.faces.load_analyzer converts them (analyzer_settings, the one place options become settings)."""
     options: dict[str, dict] = {}
     for item in items:
         backend, _, kv = item.partition(":")
         key, _, value = kv.partition("=")
-        try:
-            options.setdefault(backend, {})[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options.setdefault(backend, {})[key] = value
+        options.setdefault(backend, {})[key] = value
     return options
 
 

@@ -19,61 +19,69 @@ FaceAnalysis, which for det_size (320, 320) computes what 0.7.3 computes):
   from the unpadded image (faces.curricularface), per frame ``max(0, cos)`` and frames scoring 0
   dropped (OpenS2V's rule), the mean over the kept frames (0.0 when none).
 - per-frame head pose (yaw, pitch, roll in degrees, ``faces.pose``), the fraction of sampled
-  frames with a face, and the identity spread over time.
-- **copy-paste readings** (``copy_paste``), two numbers on the frames with a face:
-  ``near_copy_rate`` (how often frames are near-copies of some reference) and
-  ``pose_following`` (whether the identity follows the head pose: view-dependent pasting); see
-  ``copy_paste``.
+  frames with a face, the identity spread over time, and **identity over time**: MvRC and FaceSim
+  per time segment (per second at the video's fps, per N frames, e.g. a context window) and their
+  drift from the first segment to the last.
+- **copy-paste readings** (``copy_paste``): ``near_copy_rate`` and ``pose_following``, from the
+  structure of the aligned face crops, not from identity embeddings.
+
+``score_video`` runs the steps: sample the frames (``sample_frames``), read the references' faces
+(``read_references``), read the frames' faces (``read_frames``), score identity, identity over time
+(``identity_over_time``) and copy-paste, and write the report (``build_report``).
 
 Conventions: images are RGB uint8 ``[H, W, 3]``; embeddings ``[D]``; frames without a face have
-NaN rows. Everything here is numpy (torch only for the optional CurricularFace model).
+NaN rows. Numbers are numpy; torch is used for the face crops (kornia warps) and CurricularFace.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
+from . import copy_paste as CP
 from .errors import InputError, NoReferenceFaceError
-from .faces.base import FaceAnalyzer, as_image_list, find_face
+from .faces.base import Face, FaceAnalyzer, as_image_list, find_face
 from .faces.curricularface import EMBEDDING_DIM as CUR_DIM
+from .sampling import FACESIM_FRAMES, sample_frame_indices, segment_bounds, segment_of
 
-FACESIM_FRAMES = 32          # OpenS2V-Eval samples 32 frames
 OPENS2V_DET_SIZE = 320       # OpenS2V-Eval: FaceAnalysis.prepare(det_size=(320, 320))
-DEFAULT_POSE_WEIGHTS = (1.0, 1.0, 1.0)   # yaw, pitch, roll
-POSE_BANDWIDTH = 10.0        # degrees: softness of matching a frame's pose to the reference poses
-NEAR_COPY = 0.5              # closeness from which a frame counts as a near-copy of a reference
-MIN_VIEW_WEIGHT = 1.0        # frames' worth of pose match a reference view needs to be read
-MIN_COPY_CEILING = 1e-3      # references this alike cannot be told apart from copies
+DEFAULT_POSE_WEIGHTS = CP.DEFAULT_POSE_WEIGHTS
+SEGMENT_SECONDS = 1.0        # identity over time: one segment per second when the fps is known
+
+__all__ = ["FACESIM_FRAMES", "sample_frame_indices", "score_video", "summary_row", "SUMMARY_FIELDS"]
 
 
 # ----------------------------------------------------------------------------- input checks
 def check_analyzer(analyzer) -> FaceAnalyzer:
-    """A FaceAnalyzer, or any object with its analyze(image, embed) method (the class may come from
-    a second copy of this package, e.g. when ComfyUI imports the pack under its folder name)."""
-    if not (isinstance(analyzer, FaceAnalyzer) or callable(getattr(analyzer, "analyze", None))):
+    """The analyzer, when it is a FaceAnalyzer; InputError otherwise."""
+    if not isinstance(analyzer, FaceAnalyzer):
         raise InputError(f"analyzer must be a face analyzer (mv2id_core.faces.load_analyzer('dlib'), for example), "
                          f"got {type(analyzer).__name__}.")
     return analyzer
 
 
+def check_timing(fps, segment_seconds, segment_frames) -> tuple[float | None, float, int]:
+    """(fps or None when unknown, seconds per segment, frames per segment), checked. 0 turns a setting off."""
+    def number(v, name):
+        try:
+            v = float(0 if v is None else v)
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be a number, got {v!r}.") from None
+        if not math.isfinite(v) or v < 0:
+            raise InputError(f"{name} must be a finite number >= 0 (0 = {'unknown' if name == 'fps' else 'none'}), "
+                             f"got {v}.")
+        return v
+    fps, seconds, frames = number(fps, "fps"), number(segment_seconds, "segment_seconds"), \
+        number(segment_frames, "segment_frames")
+    if frames != int(frames):
+        raise InputError(f"segment_frames must be a whole number of frames, got {frames}.")
+    return (fps or None), seconds, int(frames)
+
+
 # ----------------------------------------------------------------------------- pure functions
-def sample_frame_indices(total_frames: int, num_frames: int | None = FACESIM_FRAMES) -> np.ndarray:
-    """OpenS2V sampling: ``linspace(0, total-1, num_frames)`` cast to int -> [num_frames] int64.
-
-    num_frames None or 0 -> every frame [total_frames]. Short videos repeat indices (as OpenS2V).
-    """
-    if total_frames < 1:
-        raise InputError("the video has no frames.")
-    if not num_frames:
-        return np.arange(total_frames, dtype=np.int64)
-    if num_frames < 0:
-        raise InputError(f"num_frames must be >= 0 (0 = every frame), got {num_frames}.")
-    return np.linspace(0, total_frames - 1, int(num_frames)).astype(np.int64)
-
-
 def similarity_matrix(frame_emb: np.ndarray, ref_emb: np.ndarray) -> np.ndarray:
     """Cosine similarity of every frame to every reference.
 
@@ -148,148 +156,73 @@ def identity_spread(sim: np.ndarray) -> dict:
     return {"std": float(s.std()), "min": float(s.min()), "max": float(s.max()), "range": float(s.max() - s.min())}
 
 
-def pose_distance(frame_pose: np.ndarray, ref_pose: np.ndarray,
-                  weights: Sequence[float] = DEFAULT_POSE_WEIGHTS) -> np.ndarray:
-    """Weighted Euclidean distance in degrees between head poses.
-
-    frame_pose [F, 3], ref_pose [M, 3] (yaw, pitch, roll) -> [F, M] (NaN rows for NaN poses).
-    """
-    w = np.asarray(weights, dtype=np.float64).reshape(1, 1, 3)
-    d = (np.asarray(frame_pose, np.float64)[:, None, :] - np.asarray(ref_pose, np.float64)[None, :, :]) * w
-    return np.sqrt((d ** 2).sum(axis=-1))
-
-
-def pose_match(frame_pose: np.ndarray, ref_pose: np.ndarray, weights: Sequence[float] = DEFAULT_POSE_WEIGHTS,
-               bandwidth: float = POSE_BANDWIDTH) -> np.ndarray:
-    """Soft pose matching: w[f, k] = softmax_k(-d[f, k]^2 / (2 bandwidth^2)) over the references.
-
-    frame_pose [F, 3], ref_pose [M, 3] -> [F, M], rows summing to 1. A frame posed like one reference
-    gets ~1 there; a frame halfway between two references splits ~0.5 / 0.5 (no jump on near-ties).
-    """
-    d = pose_distance(frame_pose, ref_pose, weights)
-    z = -(d ** 2) / (2.0 * bandwidth ** 2)
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-@dataclass
-class CopyPaste:
-    """The copy-paste readings over the frames with a face (arrays [F], NaN for frames without one).
-
-    near_copy_rate: share of frames that are near-copies of some reference, balanced over the
-        pose-matched views; 0..1. pose_following: -1..1. reason: why a reading is None.
-    """
-    closeness: np.ndarray            # [F] max_k closeness to a reference (1 = an exact copy)
-    nearest: np.ndarray              # [F] int, the reference it is closest to (-1 = none)
-    matched: np.ndarray              # [F] int, the reference whose pose is closest (-1 = none)
-    near_copy_rate: float | None
-    pose_following: float | None
-    per_view: list[dict] = field(default_factory=list)
-    reason: str | None = None
-
-    def to_dict(self, names: Sequence[str]) -> dict:
-        return {"near_copy_rate": _num(self.near_copy_rate), "pose_following": _num(self.pose_following),
-                "reason": self.reason,
-                "per_view": [{"reference": str(names[k]), **{a: _num(b) if isinstance(b, float) else b
-                                                                for a, b in v.items()}}
-                             for k, v in enumerate(self.per_view)]}
-
-
-def copy_paste(sim: np.ndarray, frame_pose: np.ndarray, ref_pose: np.ndarray, ref_sim: np.ndarray,
-               pose_weights: Sequence[float] = DEFAULT_POSE_WEIGHTS, bandwidth: float = POSE_BANDWIDTH,
-               near_copy: float = NEAR_COPY, min_view_weight: float = MIN_VIEW_WEIGHT) -> CopyPaste:
-    """Copy-paste readings of a video: near-copies and pose-following.
-
-    sim [F, M] frame-to-reference cosine (NaN rows = no face), frame_pose [F, 3], ref_pose [M, 3]
-    (yaw, pitch, roll degrees), ref_sim [M, M] reference-to-reference cosine. Needs M >= 2. Every
-    number is computed on the same frames: those with a face.
-
-    Pose matching is soft (``pose_match``, w[f, k]); a view k is read when its frames' worth of match
-    sum_f w[f, k] >= min_view_weight (for pose_following also sum_f (1 - w[f, k])).
-
-    near_copy_rate (0..1): closeness[f, k] is 1 for an exact copy of reference k and 0 at the distance
-    of reference k's nearest other view; it is the smaller of two such scales, both of which a copy must
-    pass: the identity distance (1 - (1 - sim[f, k]) / (1 - max_j ref_sim[k, j])) and the similarity
-    profile (1 - |sim[f, :] - ref_sim[k, :]| / the distance from ref_sim[k, :] to the nearest other
-    reference's profile; a blend of the views, resembling all of them alike, fails this one). A frame is
-    a near-copy when its largest closeness is >= near_copy (0.5: within half the distance to the nearest
-    other view). The rate is the share of near-copies among the frames matched to each view, averaged
-    over the views (so dwelling on one pose does not weigh more).
-
-    pose_following (-1..1): does a frame resemble the references that match its pose more than the
-    others? c[f, k] = sim[f, k] - mean_j sim[f, j]; per view k, the w-weighted mean of c[f, k] over the
-    frames posed like k minus its (1 - w)-weighted mean over the other frames: D_k. The same for a
-    video that pastes its pose-matched views (sim*[f, j] = sum_i w[f, i] ref_sim[i, j]): D*_k. The
-    reading is sum_k D_k / sum_k D*_k over the read views, clipped to [-1, 1]: 1 = as pose-dependent
-    as pasting the matching view, 0 = the identity does not follow the pose (a synthesised face, or a
-    paste of one fixed view), < 0 = frames resemble the views of other poses. A video whose poses reach
-    only one reference view cannot show it (None, with the reason).
-    """
-    s = np.asarray(sim, dtype=np.float64)
-    f, m = s.shape
-    closeness = np.full(f, np.nan)
-    nearest = np.full(f, -1, dtype=np.int64)
-    matched = np.full(f, -1, dtype=np.int64)
-    pose = np.asarray(frame_pose, np.float64)
-    rows = _rows_with_face(s) & ~np.isnan(pose).any(axis=1)
-    if m < 2:
-        return CopyPaste(closeness, nearest, matched, None, None, [],
-                         "needs at least two references with a face to compare views")
-    if not rows.any():
-        return CopyPaste(closeness, nearest, matched, None, None, [], "no sampled frame shows a face")
-    r = np.asarray(ref_sim, dtype=np.float64)
-    others = r - 2.0 * np.eye(m)                                       # a reference's similarity to the others
-    room = 1.0 - others.max(axis=1)                                    # [M] cosine distance to the nearest view
-    gaps = np.linalg.norm(r[:, None, :] - r[None, :, :], axis=-1)      # [M, M] between reference profiles
-    np.fill_diagonal(gaps, np.inf)
-    spacing = gaps.min(axis=1)                                         # [M] to the nearest other view's profile
-    if (room <= MIN_COPY_CEILING).any() or (spacing <= MIN_COPY_CEILING).any():
-        return CopyPaste(closeness, nearest, matched, None, None, [],
-                         "the references are near-duplicates of each other, so a copy cannot be told from "
-                         "another view")
-    sr = s[rows]
-    w = pose_match(pose[rows], ref_pose, pose_weights, bandwidth)      # [F', M]
-    direct = 1.0 - (1.0 - sr) / room                                   # [F', M]
-    profile = 1.0 - np.linalg.norm(sr[:, None, :] - r[None, :, :], axis=-1) / spacing
-    close = np.minimum(direct, profile)
-    closeness[rows] = close.max(axis=1)
-    nearest[rows] = close.argmax(axis=1)
-    matched[rows] = w.argmax(axis=1)
-    near = (close.max(axis=1) >= near_copy).astype(np.float64)
-
-    def contrast(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per view: (D_k, weight of frames posed like k, weight of the others)."""
-        c = x - x.mean(axis=1, keepdims=True)
-        on, off = w.sum(axis=0), (1.0 - w).sum(axis=0)
-        a = (w * c).sum(axis=0) / np.maximum(on, 1e-12)
-        b = ((1.0 - w) * c).sum(axis=0) / np.maximum(off, 1e-12)
-        return a - b, on, off
-
-    d, on, off = contrast(sr)
-    d_ideal, _, _ = contrast(w @ r)
-    seen = on >= min_view_weight
-    rate_k = (w * near[:, None]).sum(axis=0) / np.maximum(on, 1e-12)
-    rate = float(rate_k[seen].mean()) if seen.any() else None
-    both = seen & (off >= min_view_weight)
-    reason, follow = None, None
-    if not both.any() or d_ideal[both].sum() <= MIN_COPY_CEILING:
-        reason = ("the frames' head poses do not move between reference views (they match one view, or sit at "
-                  "the same place between views), so whether the identity follows the pose cannot be read")
-    else:
-        follow = float(np.clip(d[both].sum() / d_ideal[both].sum(), -1.0, 1.0))
-    per_view = [{"frames_matched": float(on[k]), "near_copy_rate": float(rate_k[k]) if seen[k] else None,
-                 "contrast": float(d[k]) if both[k] else None, "contrast_if_pasted": float(d_ideal[k])
-                 if both[k] else None} for k in range(m)]
-    return CopyPaste(closeness, nearest, matched, rate, follow, per_view, reason)
-
-
 def _num(v, nd: int = 6):
     """float -> rounded float, NaN/None -> None (JSON null)."""
     if v is None:
         return None
     v = float(v)
     return None if np.isnan(v) else round(v, nd)
+
+
+# ----------------------------------------------------------------------------- identity over time
+def _segment_scores(sim: np.ndarray, cur_sim: np.ndarray | None) -> dict:
+    """MvRC, FaceSim (and FaceSim-Cur) of the sampled frames of one segment; None where no frame has a face."""
+    has = _rows_with_face(sim)
+    out = {"sampled": int(len(sim)), "with_face": int(has.sum()),
+           "mvrc": _num(mvrc(sim)) if has.any() else None, "facesim": _num(facesim(sim)) if has.any() else None}
+    if cur_sim is not None:
+        out["facesim_cur"] = _num(facesim_cur(cur_sim)) if has.any() else None
+    return out
+
+
+def segmentation(sim: np.ndarray, cur_sim: np.ndarray | None, indices: np.ndarray, total: int, length: float,
+                 unit: str, amount: float, fps: float | None) -> dict:
+    """Scores per segment of `length` frames (sampling.segment_bounds) and the drift last - first.
+
+    sim [F, M], cur_sim [F, M] or None, indices [F] (the sampled frames' indices in the video).
+    unit/amount say what a segment is ("seconds", 1.0 or "frames", 81); fps gives times when known.
+    """
+    bounds = segment_bounds(total, length)
+    where = segment_of(indices, bounds)
+    segments = []
+    for i, (first, end) in enumerate(bounds):
+        rows = where == i
+        seg = {"first_frame": first, "last_frame": end - 1}
+        if fps:
+            seg.update({"start_s": round(first / fps, 4), "end_s": round(end / fps, 4)})
+        seg.update(_segment_scores(sim[rows], cur_sim[rows] if cur_sim is not None else None))
+        segments.append(seg)
+    keys = ("mvrc", "facesim") + (("facesim_cur",) if cur_sim is not None else ())
+    scored = [s for s in segments if s["with_face"]]
+    drift = {k: (_num(scored[-1][k] - scored[0][k]) if len(scored) > 1 else None) for k in keys}
+    lowest = min(range(len(segments)), key=lambda i: segments[i]["facesim"]
+                 if segments[i]["facesim"] is not None else math.inf) if scored else None
+    return {"unit": unit, "length": amount, "frames_per_segment": round(float(length), 4), "segments": segments,
+            "drift": drift, "lowest_facesim_segment": lowest}
+
+
+def identity_over_time(sim: np.ndarray, cur_sim: np.ndarray | None, indices: np.ndarray, total: int,
+                       fps: float | None, segment_seconds: float, segment_frames: int) -> tuple[list[dict], list[str]]:
+    """The segmentations the settings ask for (per `segment_seconds` at `fps`, per `segment_frames`) and notes
+    (e.g. why there is no per-second one). Returns (segmentations, notes)."""
+    out, notes = [], []
+    if segment_seconds:
+        if fps:
+            out.append(segmentation(sim, cur_sim, indices, total, segment_seconds * fps, "seconds", segment_seconds,
+                                    fps))
+        else:
+            notes.append(f"identity over time per {segment_seconds:g} s needs the video's frame rate, which is not "
+                         f"known here: give the fps (mv2id-eval reads it from the file; in ComfyUI connect Get Video "
+                         f"Components' fps), or segments of a number of frames (segment_frames).")
+    if segment_frames:
+        out.append(segmentation(sim, cur_sim, indices, total, float(segment_frames), "frames", segment_frames, fps))
+    for s in out:
+        thin = [i for i, seg in enumerate(s["segments"]) if seg["sampled"] < 3]
+        if thin:
+            notes.append(f"identity over time per {s['length']:g} {s['unit']}: {len(thin)} of {len(s['segments'])} "
+                         f"segments hold fewer than 3 sampled frames; sample more frames (num_frames, 0 = every "
+                         f"frame) for steadier segment scores.")
+    return out, notes
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -310,6 +243,8 @@ def opens2v_protocol(analyzer, num_frames, num_references: int, cur: bool) -> di
             differences.append(f"det_size {getattr(analyzer, 'det_size', '?')} instead of {OPENS2V_DET_SIZE}")
         if float(getattr(analyzer, "det_thresh", 0.5)) != 0.5:
             differences.append(f"det_thresh {analyzer.det_thresh} instead of 0.5")
+    if not getattr(analyzer, "retry", True):
+        differences.append("the grey-padding retry off (OpenS2V retries once)")
     if num_frames != FACESIM_FRAMES:
         differences.append(f"{num_frames or 'every'} sampled frame(s) instead of {FACESIM_FRAMES}")
     if num_references != 1:
@@ -327,12 +262,249 @@ def opens2v_protocol(analyzer, num_frames, num_references: int, cur: bool) -> di
     return {"facesim": arc, "facesim_cur": cur_text, "equal": {"facesim": same, "facesim_cur": same and cur}}
 
 
+# ----------------------------------------------------------------------------- step 1: the frames
+@dataclass
+class Sampling:
+    """images: the distinct frames to analyse; indices [F]: each sample's frame index in the video;
+    slots [F]: each sample's position in `images` (repeated indices share one image); total: video length."""
+    images: list[np.ndarray]
+    indices: np.ndarray
+    slots: np.ndarray
+    total: int
+
+    def frame_of(self, n: int) -> int:
+        """The video frame index of images[n]."""
+        return int(self.indices[int(np.argmax(self.slots == n))])
+
+
+def sample_frames(frames, num_frames: int | None, frame_indices=None, total_frames: int | None = None) -> Sampling:
+    """The sampled frames of a video [T, H, W, 3] (or a list), OpenS2V-style; or, with `frame_indices` [F],
+    frames that are already the samples (e.g. decoded by video_io.read_sampled_frames) of a video of
+    `total_frames` frames."""
+    frame_list = as_image_list(frames, "frames")
+    if not frame_list:
+        raise InputError("the video has no frames.")
+    if frame_indices is None:
+        idx = sample_frame_indices(len(frame_list), num_frames)
+        used = sorted(set(int(i) for i in idx))
+        pos = {i: n for n, i in enumerate(used)}
+        return Sampling([frame_list[i] for i in used], idx, np.array([pos[int(i)] for i in idx]), len(frame_list))
+    idx = np.asarray(frame_indices, dtype=np.int64)
+    if idx.shape != (len(frame_list),):
+        raise InputError(f"frame_indices has {idx.size} entries for {len(frame_list)} frames.")
+    first: dict[int, int] = {}
+    for p, i in enumerate(idx):
+        first.setdefault(int(i), p)
+    used = sorted(set(first.values()))
+    pos = {p: n for n, p in enumerate(used)}
+    total = int(total_frames) if total_frames is not None else int(idx.max()) + 1
+    return Sampling([frame_list[p] for p in used], idx, np.array([pos[first[int(i)]] for i in idx]), total)
+
+
+# ----------------------------------------------------------------------------- steps 2-3: the faces
+@dataclass
+class Reading:
+    """What scoring keeps of one analysed image (face None: no face found)."""
+    face: Face | None = None
+    padded: bool = False
+    cur: np.ndarray | None = None                 # CurricularFace embedding [512]
+    structure: CP.StructureCrop | None = None     # the aligned crop the copy-paste readings compare
+
+
+def read_face(analyzer: FaceAnalyzer, image: np.ndarray, what: str, curricularface=None) -> Reading:
+    """The face find_face picks in one image, with its embedding, CurricularFace embedding and structure
+    (both from the unpadded image, as OpenS2V crops FaceSim-Cur's faces)."""
+    face, padded = find_face(analyzer, image, embed=True, what=what)
+    if face is None:
+        return Reading()
+    if face.embedding is None:
+        raise InputError(f"the face analyzer {analyzer.describe()!r} returned a face without an identity "
+                         "embedding; use a backend with a recognition model (dlib or insightface).")
+    cur = curricularface.embed(image, face.kps) if curricularface is not None else None
+    return Reading(face, padded, cur, CP.structure_crop(image, face.kps))
+
+
+def _pose(face: Face) -> tuple[float, float, float]:
+    return float(face.yaw), float(face.pitch), float(face.roll)
+
+
+@dataclass
+class References:
+    names: list[str]
+    readings: list[Reading]
+    used: list[int]                    # references with a face, in order
+    emb: np.ndarray                    # [M', D]
+    pose: np.ndarray                   # [M', 3]
+
+    @property
+    def missing(self) -> list[str]:
+        return [n for i, n in enumerate(self.names) if i not in self.used]
+
+
+def read_references(images: list[np.ndarray], names: list[str], analyzer: FaceAnalyzer, curricularface,
+                    tick: Callable[[], None]) -> References:
+    """Every reference's face; NoReferenceFaceError when none shows one."""
+    readings = []
+    for i, (img, name) in enumerate(zip(images, names)):
+        readings.append(read_face(analyzer, img, f"reference {i} ({name})", curricularface))
+        tick()
+    used = [i for i, r in enumerate(readings) if r.face is not None]
+    if not used:
+        raise NoReferenceFaceError(
+            f"no face found in any of the {len(images)} reference images ({', '.join(map(str, names))})"
+            + (", even after the grey-padding retry" if analyzer.retry else "")
+            + f"; use clear, reasonably large face photos as references (analyzer: {analyzer.describe()}).")
+    emb = np.stack([np.asarray(readings[i].face.embedding, np.float64).ravel() for i in used])
+    return References(names, readings, used, emb, np.array([_pose(readings[i].face) for i in used], np.float64))
+
+
+@dataclass
+class Frames:
+    readings: list[Reading]            # one per sample (repeated frames share a reading)
+    emb: np.ndarray                    # [F, D], NaN rows = no face
+    pose: np.ndarray                   # [F, 3]
+    cur: np.ndarray                    # [F, 512], NaN without a CurricularFace model
+
+    @property
+    def has_face(self) -> np.ndarray:
+        return ~np.isnan(self.emb).any(axis=1)
+
+
+def read_frames(sampling: Sampling, analyzer: FaceAnalyzer, curricularface, dim: int,
+                tick: Callable[[], None]) -> Frames:
+    """Every distinct sampled frame analysed once; rows per sample."""
+    distinct = []
+    for n, img in enumerate(sampling.images):
+        distinct.append(read_face(analyzer, img, f"frame {sampling.frame_of(n)}", curricularface))
+        tick()
+    readings = [distinct[int(s)] for s in sampling.slots]
+    f = len(readings)
+    emb, pose, cur = np.full((f, dim), np.nan), np.full((f, 3), np.nan), np.full((f, CUR_DIM), np.nan)
+    for row, r in enumerate(readings):
+        if r.face is None:
+            continue
+        e = np.asarray(r.face.embedding, np.float64).ravel()
+        if e.shape[0] != dim:
+            raise InputError(f"frame embeddings have {e.shape[0]} dimensions but the references' have {dim}; "
+                             "score frames and references with the same analyzer.")
+        emb[row], pose[row] = e, _pose(r.face)
+        if r.cur is not None:
+            cur[row] = r.cur
+    return Frames(readings, emb, pose, cur)
+
+
+# ----------------------------------------------------------------------------- step 4: copy-paste
+def copy_paste_readings(frames: Frames, refs: References, pose_weights) -> tuple[CP.CopyPaste, np.ndarray]:
+    """The copy-paste readings and the structure similarity [F, M'] of each frame to each used reference."""
+    ref_structs = [refs.readings[i].structure for i in refs.used]
+    structure = CP.structure_matrix([r.structure if r.face is not None else None for r in frames.readings],
+                                    ref_structs)
+    if refs.missing:
+        return CP.unreadable(len(frames.readings), len(refs.used), (
+            f"reference(s) {', '.join(map(str, refs.missing))} show no face, so their views cannot be matched to "
+            f"the frames' poses; the copy-paste readings need every reference's pose")), structure
+    return CP.copy_paste(CP.closeness(structure), frames.pose, refs.pose, pose_weights), structure
+
+
+# ----------------------------------------------------------------------------- step 5: the report
+def per_frame_entries(sampling: Sampling, frames: Frames, refs: References, sim, cur_sim, structure,
+                      cp: CP.CopyPaste) -> list[dict]:
+    """One entry per sample: face, pose, similarities (per reference, None for references without a face)."""
+    m = len(refs.names)
+
+    def full(row):
+        out = [None] * m
+        for col, i in enumerate(refs.used):
+            out[i] = _num(row[col])
+        return out
+    mean = per_frame_similarity(sim)
+    entries = []
+    for row, (fidx, r) in enumerate(zip(sampling.indices, frames.readings)):
+        e = {"frame": int(fidx), "face": r.face is not None}
+        if r.face is not None:
+            e.update({"padded": bool(r.padded), "yaw": _num(r.face.yaw, 2), "pitch": _num(r.face.pitch, 2),
+                      "roll": _num(r.face.roll, 2), "similarity": full(sim[row]), "mean_similarity": _num(mean[row]),
+                      "structure_similarity": full(structure[row]),
+                      "pose_matched_reference": int(refs.used[cp.matched[row]]) if cp.matched[row] >= 0 else None,
+                      "nearest_reference": int(refs.used[cp.nearest[row]]) if cp.nearest[row] >= 0 else None,
+                      "closeness": _num(np.nanmax(cp.closeness[row])) if cp.nearest[row] >= 0 else None})
+            if cur_sim is not None:
+                e["similarity_cur"] = full(cur_sim[row])
+        entries.append(e)
+    return entries
+
+
+def report_notes(sampling: Sampling, refs: References, has_face: np.ndarray, ref_structure: np.ndarray) -> list[str]:
+    """What a reader of the numbers should know about this run."""
+    notes = []
+    sampled, distinct = len(sampling.indices), len(sampling.images)
+    if sampled > sampling.total:
+        notes.append(f"the video has {sampling.total} frames but {sampled} were sampled, so {sampled - distinct} "
+                     f"samples repeat a frame and count again (as OpenS2V-Eval does); set num_frames to "
+                     f"{sampling.total} or 0 to score every frame once.")
+    if refs.missing:
+        notes.append(f"no face in reference(s) {', '.join(map(str, refs.missing))}: they are left out of every number.")
+    if not has_face.any():
+        notes.append(f"no face in any of the {sampled} sampled frames: MvRC is undefined (null) and FaceSim is 0.0.")
+    twins = [(refs.names[refs.used[a]], refs.names[refs.used[b]]) for a in range(len(refs.used))
+             for b in range(a + 1, len(refs.used)) if CP.closeness(ref_structure[a, b]) >= CP.NEAR_COPY]
+    if twins:
+        notes.append("references " + ", ".join(f"{a} and {b}" for a, b in twins) + " are near-copies of each other: "
+                     "a copy of one reads as a copy of both.")
+    return notes
+
+
+def build_report(analyzer, sampling: Sampling, refs: References, frames: Frames, sim, cur_sim, structure,
+                 cp: CP.CopyPaste, over_time: list[dict], notes: list[str], settings: dict) -> dict:
+    """The JSON-ready report (docs/metrics.md, "The report")."""
+    has_face = frames.has_face
+    ref_structure = CP.structure_matrix([refs.readings[i].structure for i in refs.used],
+                                        [refs.readings[i].structure for i in refs.used])
+    label = "Arc" if analyzer.name == "insightface" else analyzer.name
+    yaw = frames.pose[has_face, 0]
+    spread = identity_spread(sim)
+    ref_info = []
+    for i, (r, name) in enumerate(zip(refs.readings, refs.names)):
+        info = {"index": i, "name": str(name), "face": r.face is not None, "padded": bool(r.padded)}
+        if r.face is not None:
+            info.update({"yaw": _num(r.face.yaw, 2), "pitch": _num(r.face.pitch, 2), "roll": _num(r.face.roll, 2),
+                         "bbox": [round(float(v), 1) for v in r.face.bbox]})
+        ref_info.append(info)
+    return {
+        "analyzer": analyzer.describe(),
+        "metric_names": {"mvrc": f"MvRC-{label}", "facesim": f"FaceSim-{label}", "facesim_cur": "FaceSim-Cur"},
+        "mvrc": _num(mvrc(sim)),
+        "facesim": _num(facesim(sim)),
+        "facesim_cur": _num(facesim_cur(cur_sim)) if cur_sim is not None else None,
+        "protocol": opens2v_protocol(analyzer, settings["num_frames"], len(refs.used), cur_sim is not None),
+        "notes": report_notes(sampling, refs, has_face, ref_structure) + notes,
+        "face_fraction": _num(face_fraction(has_face)),
+        "identity_std": _num(spread["std"]),
+        "identity_spread": {k: _num(v) for k, v in spread.items()},
+        "over_time": over_time,
+        "copy_paste": cp.to_dict([refs.names[i] for i in refs.used]),
+        "yaw_range": [_num(yaw.min(), 2), _num(yaw.max(), 2)] if yaw.size else None,
+        "total_frames": int(sampling.total),
+        "sampled_frames": int(len(sampling.indices)),
+        "frames_with_face": int(has_face.sum()),
+        "frames_without_face": int((~has_face).sum()),
+        "frames_without_face_indices": sorted({int(i) for i, h in zip(sampling.indices, has_face) if not h}),
+        "references": ref_info,
+        "references_used": [refs.names[i] for i in refs.used],
+        "references_without_face": refs.missing,
+        "reference_similarity": [[_num(v) for v in row] for row in similarity_matrix(refs.emb, refs.emb)],
+        "reference_structure_similarity": [[_num(v) for v in row] for row in ref_structure],
+        "settings": settings,
+        "per_frame": per_frame_entries(sampling, frames, refs, sim, cur_sim, structure, cp),
+    }
+
+
 # ----------------------------------------------------------------------------- the driver
 def score_video(frames, references, analyzer: FaceAnalyzer, *, num_frames: int | None = FACESIM_FRAMES,
                 frame_indices: Sequence[int] | None = None, total_frames: int | None = None,
-                reference_names: Sequence[str] | None = None, retry: bool | None = None,
-                pose_weights: Sequence[float] = DEFAULT_POSE_WEIGHTS, curricularface=None,
-                progress: Callable[[int, int], None] | None = None) -> dict:
+                reference_names: Sequence[str] | None = None, pose_weights: Sequence[float] = DEFAULT_POSE_WEIGHTS,
+                curricularface=None, fps: float | None = None, segment_seconds: float = SEGMENT_SECONDS,
+                segment_frames: int = 0, progress: Callable[[int, int], None] | None = None) -> dict:
     """Score one generated video against M reference images; returns a JSON-ready report.
 
     frames: the video, [T, H, W, 3] array or a sequence of T images (uint8, or float 0..1).
@@ -341,188 +513,63 @@ def score_video(frames, references, analyzer: FaceAnalyzer, *, num_frames: int |
         `frame_indices` [F] their indices in a video of `total_frames` frames and `num_frames` says
         how they were sampled (for the report).
     references: M >= 1 reference images of the identity ([M, H, W, 3] or a list; sizes may differ).
-    analyzer: any FaceAnalyzer (dlib, insightface, ...); the same one embeds frames and references.
-    retry: the grey-padding retry of ``find_face`` (None: the analyzer's setting).
+    analyzer: any FaceAnalyzer (dlib, insightface, ...); the same one embeds frames and references, and its
+        settings (e.g. `retry`, OpenS2V's grey-padding retry) are the run's (faces.load_analyzer).
     curricularface: an optional faces.curricularface.CurricularFace for FaceSim-Cur.
+    fps: the video's frame rate (None/0 = unknown); segment_seconds / segment_frames: identity over time per
+        that many seconds (needs fps) / frames (0 = none).
     progress(done, total) is called after every analysed image (references, then unique frames).
     Raises InputError for bad input, NoReferenceFaceError when no reference shows a face.
     """
     check_analyzer(analyzer)
-    ref_list = as_image_list(references, "references")
-    if not ref_list:
+    fps, segment_seconds, segment_frames = check_timing(fps, segment_seconds, segment_frames)
+    ref_images = as_image_list(references, "references")
+    if not ref_images:
         raise InputError("no reference images: give 1 or more images of the identity.")
-    names = list(reference_names) if reference_names is not None else [f"ref{i}" for i in range(len(ref_list))]
-    if len(names) != len(ref_list):
-        raise InputError(f"{len(names)} reference names for {len(ref_list)} references.")
-    frame_list = as_image_list(frames, "frames")
-    if not frame_list:
-        raise InputError("the video has no frames.")
-    if frame_indices is not None:
-        idx = np.asarray(frame_indices, dtype=np.int64)
-        if idx.shape != (len(frame_list),):
-            raise InputError(f"frame_indices has {idx.size} entries for {len(frame_list)} frames.")
-        total = int(total_frames) if total_frames is not None else int(idx.max()) + 1
-        first = {}
-        for pos, i in enumerate(idx):
-            first.setdefault(int(i), pos)
-        slots = np.array([first[int(i)] for i in idx], dtype=np.int64)   # repeated indices share one frame
-    else:
-        total = len(frame_list)
-        idx = sample_frame_indices(total, num_frames)
-        slots = idx
-    unique_slots = sorted(set(int(s) for s in slots))
-    steps, done = len(ref_list) + len(unique_slots), 0
-    retry = analyzer.retry if retry is None else bool(retry)
+    names = [str(n) for n in reference_names] if reference_names is not None else \
+        [f"ref{i}" for i in range(len(ref_images))]
+    if len(names) != len(ref_images):
+        raise InputError(f"{len(names)} reference names for {len(ref_images)} references.")
+    sampling = sample_frames(frames, num_frames, frame_indices, total_frames)
+    steps, done = len(ref_images) + len(sampling.images), [0]
 
     def tick():
-        nonlocal done
-        done += 1
+        done[0] += 1
         if progress is not None:
-            progress(done, steps)
+            progress(done[0], steps)
 
-    def analyse(image, what):
-        face, padded = find_face(analyzer, image, embed=True, retry=retry, what=what)
-        if face is None:
-            return None, False, None
-        if face.embedding is None:
-            raise InputError(f"the face analyzer {analyzer.describe()!r} returned a face without an identity "
-                             "embedding; use a backend with a recognition model (dlib or insightface).")
-        cur = curricularface.embed(image, face.kps) if curricularface is not None else None   # unpadded image
-        return face, padded, cur
-
-    # references
-    ref_faces, ref_cur, ref_info = [], [], []
-    for i, (img, name) in enumerate(zip(ref_list, names)):
-        face, padded, cur = analyse(img, f"reference {i} ({name})")
-        ref_faces.append(face)
-        ref_cur.append(cur)
-        info = {"index": i, "name": str(name), "face": face is not None, "padded": bool(padded)}
-        if face is not None:
-            info.update({"yaw": _num(face.yaw, 2), "pitch": _num(face.pitch, 2), "roll": _num(face.roll, 2),
-                         "bbox": [round(float(v), 1) for v in face.bbox]})
-        ref_info.append(info)
-        tick()
-    used = [i for i, fc in enumerate(ref_faces) if fc is not None]
-    missing = [names[i] for i, fc in enumerate(ref_faces) if fc is None]
-    if not used:
-        raise NoReferenceFaceError(
-            f"no face found in any of the {len(ref_list)} reference images ({', '.join(map(str, names))})"
-            + (", even after the grey-padding retry" if retry else "")
-            + f"; use clear, reasonably large face photos as references (analyzer: {analyzer.describe()}).")
-    ref_emb = np.stack([np.asarray(ref_faces[i].embedding, np.float64).ravel() for i in used])
-    ref_pose = np.array([[ref_faces[i].yaw, ref_faces[i].pitch, ref_faces[i].roll] for i in used], np.float64)
-
-    # frames (each distinct frame analysed once)
-    analysed = {}
-    for s in unique_slots:
-        analysed[s] = analyse(frame_list[s], f"frame {s}")
-        tick()
-    d = ref_emb.shape[1]
-    frame_emb = np.full((len(slots), d), np.nan)
-    frame_pose = np.full((len(slots), 3), np.nan)
-    frame_cur = np.full((len(slots), CUR_DIM), np.nan)
-    for row, s in enumerate(slots):
-        face, _, cur = analysed[int(s)]
-        if face is not None:
-            e = np.asarray(face.embedding, np.float64).ravel()
-            if e.shape[0] != d:
-                raise InputError(f"frame embeddings have {e.shape[0]} dimensions but the references' have {d}; "
-                                 "score frames and references with the same analyzer.")
-            frame_emb[row] = e
-            frame_pose[row] = (face.yaw, face.pitch, face.roll)
-            if cur is not None:
-                frame_cur[row] = cur
-
-    sim = similarity_matrix(frame_emb, ref_emb)                  # [F, M'] NaN rows = no face
-    ref_sim = similarity_matrix(ref_emb, ref_emb)                # [M', M']
-    has_face = _rows_with_face(sim)
-    if missing:
-        cp = CopyPaste(np.full(len(slots), np.nan), np.full(len(slots), -1), np.full(len(slots), -1), None, None, [],
-                       f"reference(s) {', '.join(map(str, missing))} show no face, so their views cannot be matched "
-                       f"to the frames' poses; the copy-paste readings need every reference's pose")
-    else:
-        cp = copy_paste(sim, frame_pose, ref_pose, ref_sim, pose_weights)
+    refs = read_references(ref_images, names, analyzer, curricularface, tick)
+    frames_read = read_frames(sampling, analyzer, curricularface, refs.emb.shape[1], tick)
+    sim = similarity_matrix(frames_read.emb, refs.emb)                       # [F, M'] NaN rows = no face
     cur_sim = None
     if curricularface is not None:
-        cur_sim = similarity_matrix(frame_cur, np.stack([ref_cur[i] for i in used]))
-    per_frame_mean = per_frame_similarity(sim)
-
-    per_frame = []
-    for row, (s, fidx) in enumerate(zip(slots, idx)):
-        face, padded, _ = analysed[int(s)]
-        entry = {"frame": int(fidx), "face": bool(face is not None)}
-        if face is not None:
-            full = [None] * len(ref_list)
-            for col, i in enumerate(used):
-                full[i] = _num(sim[row, col])
-            entry.update({"padded": bool(padded), "yaw": _num(face.yaw, 2), "pitch": _num(face.pitch, 2),
-                          "roll": _num(face.roll, 2), "similarity": full,
-                          "mean_similarity": _num(per_frame_mean[row]),
-                          "pose_matched_reference": int(used[cp.matched[row]]) if cp.matched[row] >= 0 else None,
-                          "nearest_reference": int(used[cp.nearest[row]]) if cp.nearest[row] >= 0 else None,
-                          "closeness": _num(cp.closeness[row])})
-            if cur_sim is not None:
-                entry["similarity_cur"] = [None] * len(ref_list)
-                for col, i in enumerate(used):
-                    entry["similarity_cur"][i] = _num(cur_sim[row, col])
-        per_frame.append(entry)
-
-    notes = []
-    sampled = len(slots)
-    if sampled > total:
-        notes.append(f"the video has {total} frames but {sampled} were sampled, so {sampled - len(unique_slots)} "
-                     f"samples repeat a frame and count again (as OpenS2V-Eval does); set num_frames to {total} or "
-                     f"0 to score every frame once.")
-    if missing:
-        notes.append(f"no face in reference(s) {', '.join(map(str, missing))}: they are left out of every number.")
-    if not has_face.any():
-        notes.append(f"no face in any of the {sampled} sampled frames: MvRC is undefined (null) and FaceSim is 0.0.")
-    label = "Arc" if analyzer.name == "insightface" else analyzer.name
-    yaw = frame_pose[has_face, 0]
-    spread = identity_spread(sim)
-    report = {
-        "analyzer": analyzer.describe(),
-        "metric_names": {"mvrc": f"MvRC-{label}", "facesim": f"FaceSim-{label}", "facesim_cur": "FaceSim-Cur"},
-        "mvrc": _num(mvrc(sim)),
-        "facesim": _num(facesim(sim)),
-        "facesim_cur": _num(facesim_cur(cur_sim)) if cur_sim is not None else None,
-        "protocol": opens2v_protocol(analyzer, int(num_frames or 0), len(used), curricularface is not None),
-        "notes": notes,
-        "face_fraction": _num(face_fraction(has_face)),
-        "identity_std": _num(spread["std"]),
-        "identity_spread": {k: _num(v) for k, v in spread.items()},
-        "copy_paste": cp.to_dict([names[i] for i in used]),
-        "yaw_range": [_num(yaw.min(), 2), _num(yaw.max(), 2)] if yaw.size else None,
-        "total_frames": int(total),
-        "sampled_frames": int(sampled),
-        "frames_with_face": int(has_face.sum()),
-        "frames_without_face": int((~has_face).sum()),
-        "frames_without_face_indices": sorted({int(i) for i, h in zip(idx, has_face) if not h}),
-        "references": ref_info,
-        "references_used": [names[i] for i in used],
-        "references_without_face": missing,
-        "reference_similarity": [[_num(v) for v in row] for row in ref_sim],
-        "settings": {"num_frames": int(num_frames or 0),
-                     "retry": retry, "pose_weights": [float(w) for w in pose_weights],
-                     "pose_bandwidth": POSE_BANDWIDTH, "near_copy": NEAR_COPY,
-                     "curricularface": curricularface.describe() if curricularface is not None else None},
-        "per_frame": per_frame,
-    }
-    return report
+        cur_sim = similarity_matrix(frames_read.cur, np.stack([refs.readings[i].cur for i in refs.used]))
+    over_time, time_notes = identity_over_time(sim, cur_sim, sampling.indices, sampling.total, fps,
+                                               segment_seconds, segment_frames)
+    cp, structure = copy_paste_readings(frames_read, refs, pose_weights)
+    settings = {"num_frames": int(num_frames or 0), "retry": bool(analyzer.retry),
+                "pose_weights": [float(w) for w in pose_weights], "pose_bandwidth": CP.POSE_BANDWIDTH,
+                "near_copy": CP.NEAR_COPY, "copy_distance": CP.COPY_DISTANCE, "copy_steepness": CP.COPY_STEEPNESS,
+                "fps": fps, "segment_seconds": segment_seconds, "segment_frames": segment_frames,
+                "curricularface": curricularface.describe() if curricularface is not None else None}
+    return build_report(analyzer, sampling, refs, frames_read, sim, cur_sim, structure, cp, over_time, time_notes,
+                        settings)
 
 
 SUMMARY_FIELDS = ("video", "mvrc", "facesim", "facesim_cur", "face_fraction", "identity_std", "near_copy_rate",
-                  "pose_following", "yaw_min", "yaw_max", "total_frames", "sampled_frames", "frames_with_face",
-                  "references_used", "error")
+                  "pose_following", "mvrc_drift", "facesim_drift", "drift_per", "yaw_min", "yaw_max", "total_frames",
+                  "sampled_frames", "frames_with_face", "references_used", "error")
 
 
 def summary_row(report: dict | None, video: str, error: str = "") -> dict:
-    """One CSV row (SUMMARY_FIELDS) for a report; a failed video gets its error and empty values."""
+    """One CSV row (SUMMARY_FIELDS) for a report; a failed video gets its error and empty values. The drift is
+    the report's first segmentation's (per second when the fps is known)."""
     row = {k: "" for k in SUMMARY_FIELDS}
     row["video"], row["error"] = video, error
     if report is None:
         return row
     yr = report.get("yaw_range") or [None, None]
+    first = (report.get("over_time") or [None])[0]
     row.update({"mvrc": report["mvrc"], "facesim": report["facesim"], "facesim_cur": report["facesim_cur"],
                 "face_fraction": report["face_fraction"], "identity_std": report["identity_std"],
                 "near_copy_rate": report["copy_paste"]["near_copy_rate"],
@@ -530,4 +577,7 @@ def summary_row(report: dict | None, video: str, error: str = "") -> dict:
                 "total_frames": report["total_frames"], "sampled_frames": report["sampled_frames"],
                 "frames_with_face": report["frames_with_face"],
                 "references_used": len(report["references_used"])})
+    if first is not None:
+        row.update({"mvrc_drift": first["drift"]["mvrc"], "facesim_drift": first["drift"]["facesim"],
+                    "drift_per": f"{first['length']:g} {first['unit']}"})
     return {k: ("" if v is None else v) for k, v in row.items()}

@@ -2,10 +2,12 @@
 
 Two panels sharing the frame axis:
 - top: cosine similarity of each sampled frame to every reference (one coloured line per
-  reference, black dashed line = mean over references);
+  reference, black dashed line = mean over references) and, when the report has identity over time,
+  MvRC per time segment (a thick teal step per segment, thin lines at the segment starts);
 - bottom: head pose over time (yaw thick, pitch and roll thin), degrees.
 Frames without a face are marked with grey bands in both panels. Axes are labelled, both
-panels have a legend, and the title carries MvRC, FaceSim (-Cur) and the two copy-paste readings.
+panels have a legend, and the title carries MvRC, FaceSim (-Cur), the two copy-paste readings and
+the drift from the first segment to the last.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 PALETTE = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
            (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
 POSE_COLOURS = {"yaw": (214, 39, 40), "pitch": (31, 119, 180), "roll": (44, 160, 44)}
+SEGMENT_COLOUR = (96, 150, 140)       # MvRC per time segment: a muted teal no series uses
 BG, AXIS, GRID, NOFACE = (255, 255, 255), (40, 40, 40), (225, 225, 225), (236, 236, 236)
 MIN_SIZE = (320, 240)        # the smallest plot (width, height) the layout fits
 
@@ -135,28 +138,23 @@ class _Panel:
             d.text((x0 + 36, y - h / 2 + 1), lab, fill=AXIS, font=f)
 
 
-def plot_report(report: dict, width: int = 1024, height: int = 640, title: str | None = None) -> Image.Image:
-    """Render the report's per-frame similarities and head pose; returns an RGB PIL image [height, width]."""
-    if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
-        raise ValueError(f"plot size {width}x{height} is too small; use at least {MIN_SIZE[0]}x{MIN_SIZE[1]}.")
-    img = Image.new("RGB", (int(width), int(height)), BG)
-    d = ImageDraw.Draw(img)
-    fs = max(10, min(16, int(height / 42)))
-    font, tfont = _font(fs), _font(fs + 2)
-
+def _series(report: dict):
+    """(frame index [F], has face [F], similarity [F, M], mean similarity [F], pose [F, 3]) of the report."""
     per = report.get("per_frame", [])
-    refs = report.get("references", [])
     xs = np.array([p["frame"] for p in per], dtype=np.float64)
     has = np.array([bool(p.get("face")) for p in per], dtype=bool)
-    m = len(refs)
-    sim = np.full((len(per), m), np.nan)
+    sim = np.full((len(per), len(report.get("references", []))), np.nan)
     pose = np.full((len(per), 3), np.nan)
     for i, p in enumerate(per):
         if p.get("face"):
             sim[i] = [np.nan if v is None else v for v in p["similarity"]]
             pose[i] = [p.get("yaw", np.nan), p.get("pitch", np.nan), p.get("roll", np.nan)]
     mean = np.array([p.get("mean_similarity") if p.get("face") else np.nan for p in per], dtype=np.float64)
+    return xs, has, sim, mean, pose
 
+
+def _title(d: ImageDraw.ImageDraw, report: dict, title: str | None, width: int, font) -> int:
+    """Draw the title (scores, copy-paste readings, drift) in as few centred lines as fit; returns its bottom."""
     def f3(v):
         return "n/a" if v is None else f"{v:.3f}"
     names = report.get("metric_names", {})
@@ -167,29 +165,49 @@ def plot_report(report: dict, width: int = 1024, height: int = 640, title: str |
         f"{names.get('mvrc', 'MvRC')} {f3(report.get('mvrc'))}   {names.get('facesim', 'FaceSim')} "
         f"{f3(report.get('facesim'))}   {cur}faces {report.get('frames_with_face', 0)}/"
         f"{report.get('sampled_frames', 0)}",
-        f"near-copies {f3(cp.get('near_copy_rate'))}   pose-following {f3(cp.get('pose_following'))}"]
-    head = "   ".join(parts)
-    lines = [head] if _text_size(d, head, tfont)[0] <= width - 16 else parts      # two lines when too wide
+        f"near-copies {f3(cp.get('near_copy_rate'))}   pose-following {f3(cp.get('pose_following'))}",
+        _drift_text(report)]
+    lines: list[str] = []
+    for part in filter(None, parts):
+        joined = f"{lines[-1]}   {part}" if lines else part
+        if lines and _text_size(d, joined, font)[0] <= width - 16:
+            lines[-1] = joined
+        else:
+            lines.append(part)
     y = 8
     for line in lines:
-        tw, th = _text_size(d, line, tfont)
-        d.text(((width - tw) / 2, y), line, fill=AXIS, font=tfont)
+        tw, th = _text_size(d, line, font)
+        d.text(((width - tw) / 2, y), line, fill=AXIS, font=font)
         y += th + 6
+    return y
 
+
+def plot_report(report: dict, width: int = 1024, height: int = 640, title: str | None = None) -> Image.Image:
+    """Render the report's per-frame similarities and head pose; returns an RGB PIL image [height, width]."""
+    if width < MIN_SIZE[0] or height < MIN_SIZE[1]:
+        raise ValueError(f"plot size {width}x{height} is too small; use at least {MIN_SIZE[0]}x{MIN_SIZE[1]}.")
+    img = Image.new("RGB", (int(width), int(height)), BG)
+    d = ImageDraw.Draw(img)
+    fs = max(10, min(16, int(height / 42)))
+    font = _font(fs)
+    xs, has, sim, mean, pose = _series(report)
+    top = _title(d, report, title, width, _font(fs + 2)) + 8
     left, right = 92, width - 20
-    top = y + 8
     label_h = 2 * (_text_size(d, "0", font)[1] + 10)
-    avail = height - top - 2 * label_h - 20
-    h1 = int(avail * 0.55)
-    box1 = (left, top, right, top + h1)
-    box2 = (left, top + h1 + label_h + 16, right, height - label_h - 6)
+    h1 = int((height - top - 2 * label_h - 20) * 0.55)
     xlim = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 1.0)
     if xlim[0] == xlim[1]:
         xlim = (xlim[0] - 1, xlim[1] + 1)
+    _similarity_panel(img, d, report, (left, top, right, top + h1), xlim, xs, has, sim, mean, font)
+    _pose_panel(img, d, (left, top + h1 + label_h + 16, right, height - label_h - 6), xlim, xs, has, pose, font)
+    return img
 
+
+def _similarity_panel(img, d, report, box, xlim, xs, has, sim, mean, font) -> None:
+    """Top panel: similarity to each reference, their mean, MvRC per time segment, frames without a face."""
+    refs = report.get("references", [])
     finite = sim[np.isfinite(sim)]
-    lo = min(0.0, float(finite.min())) if finite.size else 0.0
-    p1 = _Panel(d, box1, xlim, (lo, 1.0), font)
+    p1 = _Panel(d, box, xlim, (min(0.0, float(finite.min())) if finite.size else 0.0, 1.0), font)
     p1.noface_bands(xs, has)
     p1.frame("frame", "cosine similarity", img)
     items = []
@@ -198,24 +216,56 @@ def plot_report(report: dict, width: int = 1024, height: int = 640, title: str |
         if ref.get("face"):
             p1.line(xs, sim[:, k], col)
         items.append((f"{ref.get('name', k)}" + ("" if ref.get("face") else " (no face)"), col, False))
-    if m > 1:
+    if len(refs) > 1:
         p1.line(xs, mean, (0, 0, 0), width=2, dashed=True, markers=False)
         items.append(("mean", (0, 0, 0), True))
+    segmented = (report.get("over_time") or [None])[0]
+    if segmented:
+        _segments(p1, segmented)
+        items.append((f"MvRC per {segmented['length']:g} {_unit(segmented)}", SEGMENT_COLOUR, False))
     if (~has).any():
         items.append(("no face", NOFACE, False))
     p1.legend(items)
 
+
+def _pose_panel(img, d, box, xlim, xs, has, pose, font) -> None:
+    """Bottom panel: yaw, pitch and roll over the frames."""
     fp = pose[np.isfinite(pose)]
     span = max(30.0, float(np.abs(fp).max()) * 1.1) if fp.size else 30.0
-    p2 = _Panel(d, box2, xlim, (-span, span), font)
+    p2 = _Panel(d, box, xlim, (-span, span), font)
     p2.noface_bands(xs, has)
     p2.frame("frame", "head pose (degrees)", img)
     zx0, zy = p2.px(xlim[0], 0)
-    d.line([(zx0, zy), (box2[2], zy)], fill=(170, 170, 170))
+    d.line([(zx0, zy), (box[2], zy)], fill=(170, 170, 170))
     for j, name in enumerate(("yaw", "pitch", "roll")):
         p2.line(xs, pose[:, j], POSE_COLOURS[name], width=3 if name == "yaw" else 1, markers=name == "yaw")
     p2.legend([(n, c, False) for n, c in POSE_COLOURS.items()])
-    return img
+
+
+def _unit(seg: dict) -> str:
+    return "s" if seg["unit"] == "seconds" else "frames"
+
+
+def _drift_text(report: dict) -> str:
+    """'drift per 1 s: MvRC -0.052 FaceSim -0.041' for the report's first segmentation ('' without one)."""
+    seg = (report.get("over_time") or [None])[0]
+    if not seg or seg["drift"].get("mvrc") is None:
+        return ""
+    return (f"drift per {seg['length']:g} {_unit(seg)}: MvRC {seg['drift']['mvrc']:+.3f} "
+            f"FaceSim {seg['drift']['facesim']:+.3f}")
+
+
+def _segments(panel: "_Panel", seg: dict) -> None:
+    """MvRC per segment as a thick step over the segment's frames, thin lines where segments start."""
+    for s in seg["segments"]:
+        x0, x1 = s["first_frame"], s["last_frame"]
+        top, bottom = panel.px(x0, panel.ylim[1])[1], panel.px(x0, panel.ylim[0])[1]
+        if x0 > panel.xlim[0]:
+            px = panel.px(x0 - 0.5, 0)[0]
+            panel.draw.line([(px, top), (px, bottom)], fill=SEGMENT_COLOUR, width=1)
+        if s["mvrc"] is not None:
+            (a, y), (b, _) = panel.px(max(x0, panel.xlim[0]), s["mvrc"]), panel.px(min(x1, panel.xlim[1]), s["mvrc"])
+            panel.draw.line([(a, y), (b, y)], fill=SEGMENT_COLOUR, width=4)
 
 
 def to_image_tensor_array(img: Image.Image) -> np.ndarray:

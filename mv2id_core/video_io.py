@@ -1,7 +1,8 @@
 """Video and image files for the identity evaluation: decoding through PyAV, images through Pillow.
 
 read_sampled_frames() decodes a video once and keeps only the frames the metric samples
-(OpenS2V: 32 evenly spaced), so long videos do not have to fit in memory.
+(OpenS2V: 32 evenly spaced, sampling.sample_frame_indices), so long videos do not have to fit in
+memory; frame_rate() gives the time base of identity over time.
 All frames are RGB uint8 numpy arrays [H, W, 3].
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import MediaError
+from .sampling import FACESIM_FRAMES, sample_frame_indices
+
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -78,14 +81,20 @@ def read_frames(path, indices: Iterable[int] | None = None) -> tuple[list[np.nda
     return frames, n
 
 
-def read_sampled_frames(path, num_frames: int | None = 32) -> tuple[list[np.ndarray], np.ndarray, int]:
-    """Decode only the frames the metrics sample (OpenS2V linspace, see metrics.sample_frame_indices).
+def frame_rate(path) -> float | None:
+    """The video's frame rate in frames per second (the stream's average rate), None when the file does not
+    say."""
+    with _open(path) as c:
+        rate = c.streams.video[0].average_rate or c.streams.video[0].guessed_rate
+    return float(rate) if rate and float(rate) > 0 else None
+
+
+def read_sampled_frames(path, num_frames: int | None = FACESIM_FRAMES) -> tuple[list[np.ndarray], np.ndarray, int]:
+    """Decode only the frames the metrics sample (OpenS2V linspace, sampling.sample_frame_indices).
 
     Returns (frames [F] of [H, W, 3] uint8, indices [F] int64, total_frames). Indices may repeat
     for videos shorter than num_frames (as OpenS2V); each distinct frame is decoded once.
     """
-    from .metrics import sample_frame_indices
-
     total = count_frames(path)
     if total < 1:
         raise MediaError(f"cannot read video {path}: it has no frames.")
@@ -97,33 +106,6 @@ def read_sampled_frames(path, num_frames: int | None = 32) -> tuple[list[np.ndar
         frames, _ = read_frames(path, idx)
     by_index = dict(zip(sorted(set(int(i) for i in idx)), frames))
     return [by_index[int(i)] for i in idx], idx, total
-
-
-def write_video(path, frames: Sequence[np.ndarray], fps: float = 16.0, codec: str = "libx264",
-                crf: int = 18) -> Path:
-    """Encode RGB uint8 frames [H, W, 3] (even sizes for h264) to a video file with PyAV."""
-    av = _av()
-    from fractions import Fraction
-
-    frames = [np.ascontiguousarray(f, dtype=np.uint8) for f in frames]
-    if not frames:
-        raise MediaError("no frames to write.")
-    h, w = frames[0].shape[:2]
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(p), mode="w") as c:
-        s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        if codec == "libx264":
-            s.options = {"crf": str(crf)}
-        for f in frames:
-            if f.shape[:2] != (h, w):
-                raise MediaError(f"all frames must have the same size; got {f.shape[:2]} after {(h, w)}.")
-            for pkt in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
-    return p
 
 
 def load_reference(path) -> tuple[np.ndarray, list[str]]:

@@ -89,7 +89,8 @@ class Mv2IDFaceAnalyzer(Mv2IDNode):
                     "at this size: raise it (e.g. 1280) for group photos or small faces.")),
                 io.Boolean.Input("retry", default=True, tooltip=(
                     "When no face is found, look once more on the image padded by a quarter of its height and "
-                    "width with grey, as OpenS2V-Eval's FaceSim does (helps with faces cut by the image edge).")),
+                    "width with grey, as OpenS2V-Eval's FaceSim does (helps with faces cut by the image edge). "
+                    "Face Views and Identity Score both follow this setting; keep it on for OpenS2V's numbers.")),
                 io.Combo.Input("dlib_detector", options=list(DETECTORS), default="hog", tooltip=(
                     "dlib only: hog is fast on CPU (~0.1 s per image) but misses strongly turned faces; cnn "
                     "(MMOD) finds more profile faces and is about 10x slower on CPU.")),
@@ -103,11 +104,12 @@ class Mv2IDFaceAnalyzer(Mv2IDNode):
         check_option(backend, backend_names(), "backend")
         check_option(provider, PROVIDERS, "provider")
         check_option(dlib_detector, DETECTORS, "dlib_detector")
+        # the settings go through mv2id_core.faces.analyzer_settings, as the Python API's and mv2id-eval's do
         if backend == "dlib":
-            options = {"detector": dlib_detector, "det_size": int(det_size), "retry": bool(retry)}
+            options = {"detector": dlib_detector, "det_size": det_size, "retry": retry}
         else:
             options = {"pack": insightface_pack, "model_dir": pack_root(insightface_pack), "provider": provider,
-                       "det_size": int(det_size), "retry": bool(retry)}
+                       "det_size": det_size, "retry": retry}
         try:
             analyzer = load_analyzer(backend, **options)
         except FaceAnalysisError as e:

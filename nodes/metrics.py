@@ -59,9 +59,12 @@ class Mv2IDIdentityScore(Mv2IDNode):
                 "face skipped); it equals OpenS2V's arc_score with insightface's buffalo_l pack at det_size 320 "
                 "and one reference (the report's 'protocol' says whether it does). With a CurricularFace "
                 "IR-101 file it adds FaceSim-Cur, the number OpenS2V-Eval's leaderboard uses. The JSON report "
-                "adds the per-frame head pose, the fraction of frames with a face, the identity spread over "
-                "time and two copy-paste readings: how often frames are near-copies of a reference, and whether "
-                "the identity follows the head pose (1 = pastes the view that matches the pose, 0 = does not)."),
+                "adds the per-frame head pose, the fraction of frames with a face, the identity spread, identity "
+                "over time (MvRC and FaceSim per second or per N frames, and the drift from the first segment to "
+                "the last) and two copy-paste readings from the aligned face crops: how often frames are "
+                "near-copies of a reference image, and whether the copying follows the head pose (1 = each "
+                "reference is pasted when the head takes its pose, 0 = no such copying). Face finding (including "
+                "OpenS2V's grey-padding retry) follows the Face Analyzer's settings."),
             inputs=[
                 io.Image.Input("frames", tooltip=(
                     "The generated video as an IMAGE batch (one image per frame), e.g. from VAE Decode or "
@@ -76,14 +79,22 @@ class Mv2IDIdentityScore(Mv2IDNode):
                 io.Int.Input("num_frames", default=core_metrics.FACESIM_FRAMES, min=0, max=100000, tooltip=(
                     "Frames sampled evenly over the video (OpenS2V uses 32; a shorter video repeats frames, "
                     "which the report notes). 0 scores every frame once.")),
-                io.Boolean.Input("pad_retry", default=True, tooltip=(
-                    "When no face is found, look once more on the frame padded by a quarter of its height and "
-                    "width with grey (128), as OpenS2V-Eval does; helps with faces cut by the frame edge. "
-                    "Scoring uses this setting instead of the analyzer's retry.")),
                 io.Int.Input("plot_width", default=1024, min=320, max=4096, step=16,
                              tooltip="Width of the plot image in pixels."),
                 io.Int.Input("plot_height", default=640, min=240, max=4096, step=16,
                              tooltip="Height of the plot image in pixels."),
+                io.Float.Input("fps", default=0.0, min=0.0, max=1000.0, step=0.01, tooltip=(
+                    "Frames per second of the video, for identity over time per second: connect the fps output "
+                    "of Get Video Components (or type it; Wan 2.1 makes 16 fps). 0 = unknown: no per-second "
+                    "segments.")),
+                io.Float.Input("segment_seconds", default=core_metrics.SEGMENT_SECONDS, min=0.0, max=3600.0,
+                               step=0.1, tooltip=(
+                                   "Identity over time: MvRC and FaceSim per segment of this many seconds, and "
+                                   "their drift from the first segment to the last, in the report and the plot, "
+                                   "so you see where a long video loses the face. Needs fps. 0 = none.")),
+                io.Int.Input("segment_frames", default=0, min=0, max=100000, tooltip=(
+                    "Identity over time per this many frames as well, e.g. the context length of Wan Context "
+                    "Windows (81) to score each window. 0 = none.")),
                 io.Combo.Input("curricularface_model", options=[NO_CUR] + folder_paths.get_filename_list(CUR_FOLDER),
                                default=NO_CUR, optional=True, tooltip=(
                                    "CurricularFace IR-101 weights in models/curricularface/ (OpenS2V-Eval's "
@@ -99,11 +110,11 @@ class Mv2IDIdentityScore(Mv2IDNode):
                     "references (0 when no frame shows a face).")),
                 io.String.Output("report", display_name="report", tooltip=(
                     "The full report as JSON: which OpenS2V numbers these are, notes (e.g. repeated frames), "
-                    "per-frame pose and similarities, face fraction, identity spread, copy-paste readings, "
-                    "settings.")),
+                    "per-frame pose and similarities, face fraction, identity spread, identity over time "
+                    "(per-segment scores and drift), copy-paste readings, settings.")),
                 io.Image.Output("plot", display_name="plot", tooltip=(
-                    "Similarity per frame for each reference and the head-pose trajectory; connect to Preview "
-                    "Image or Save Image.")),
+                    "Similarity per frame for each reference (with MvRC per time segment) and the head-pose "
+                    "trajectory; connect to Preview Image or Save Image.")),
                 io.Float.Output("facesim_cur", display_name="FaceSim-Cur", tooltip=(
                     "OpenS2V-Eval's FaceSim-Cur with the CurricularFace model (frames scoring 0 dropped, as "
                     "OpenS2V does); NaN when no model is chosen.")),
@@ -111,8 +122,8 @@ class Mv2IDIdentityScore(Mv2IDNode):
         )
 
     @classmethod
-    def execute(cls, frames, references, analyzer, num_frames, pad_retry, plot_width, plot_height,
-                curricularface_model=NO_CUR) -> io.NodeOutput:
+    def execute(cls, frames, references, analyzer, num_frames, plot_width, plot_height, fps, segment_seconds,
+                segment_frames, curricularface_model=NO_CUR) -> io.NodeOutput:
         check_image_batch(frames, "frames")
         check_image_batch(references, "references")
         cur = curricularface(curricularface_model)
@@ -124,7 +135,8 @@ class Mv2IDIdentityScore(Mv2IDNode):
 
         report = core_metrics.score_video(
             frames.detach().cpu(), references.detach().cpu(), analyzer, num_frames=int(num_frames),
-            retry=bool(pad_retry), curricularface=cur, progress=progress)
+            curricularface=cur, fps=fps, segment_seconds=segment_seconds, segment_frames=segment_frames,
+            progress=progress)
         for note in report["notes"]:
             log.warning("[Mv2ID] Identity Score: %s", note)
         plot = torch.from_numpy(to_image_tensor_array(plot_report(report, int(plot_width), int(plot_height))))

@@ -96,7 +96,7 @@ def make_detector(path, mode: str = "bright"):
 def landmark_rows(yaw, pitch, roll) -> np.ndarray:
     """1k3d68-style output [3309]: 1103 rows of (x, y, z) in [-1, 1] crop units, the 68 landmarks last:
     the mean face rotated to the pose (centred on its nose tip, so that lands on the crop centre)."""
-    pts = P.MEANSHAPE_68.astype(np.float64) @ P.rotation_matrix(yaw, pitch, roll).T
+    pts = P.MEANSHAPE_68.astype(np.float64) @ rotation_matrix(yaw, pitch, roll).T
     pts -= pts[30]
     rows = np.zeros((1103, 3), np.float32)
     rows[-68:] = pts
@@ -171,13 +171,22 @@ def cell_image(size=640, row=20, col=30, stride=8, value=255):
 
 
 # ----------------------------------------------------------------------------- synthetic poses
+def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """R [3, 3] = Rz(roll) @ Ry(yaw) @ Rx(pitch) for angles in degrees (faces.pose's convention)."""
+    y, p, r = (np.radians(float(v)) for v in (yaw, pitch, roll))
+    rx = np.array([[1, 0, 0], [0, np.cos(p), -np.sin(p)], [0, np.sin(p), np.cos(p)]])
+    ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
+    rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
 def project(yaw, pitch, roll, scale=100.0, centre=(300.0, 200.0), points=None, distance=None, dims=2):
     """Landmarks of the mean face (or `points` [N, 3]) at a pose, in image pixels.
 
     distance None: orthographic (x, y[, z] scaled); otherwise a pinhole camera `distance` mean-face units
     in front of the face (perspective)."""
     X = (P.MEANSHAPE_68 if points is None else np.asarray(points)).astype(np.float64)
-    X = X @ P.rotation_matrix(yaw, pitch, roll).T
+    X = X @ rotation_matrix(yaw, pitch, roll).T
     f = np.ones(len(X)) if distance is None else distance / (distance - X[:, 2])
     out = X * scale * f[:, None]
     out[:, :2] += np.asarray(centre, np.float64)

@@ -107,6 +107,27 @@ def test_refuses_files_that_are_not_ir101(weights, tmp_path):
         C.CurricularFace(tmp_path / "junk.safetensors")
 
 
+@pytest.mark.parametrize("change,message", [
+    (lambda sd: {**sd, "input_layer.0.weight": torch.tensor(1.0)},
+     "input_layer.0.weight has shape [], where IR-101 has a 4-D convolution weight"),
+    (lambda sd: {**sd, "body.7.res_layer.1.weight": torch.zeros(16)},
+     "body.7.res_layer.1.weight has shape [16], where IR-101 has a 4-D convolution weight"),
+    (lambda sd: {**sd, "output_layer.3.weight": torch.zeros(512, 100)},
+     "tensor output_layer.3.weight: [512, 100] where IR-101 has [512, 3136]"),
+    (lambda sd: {**sd, "body.3.res_layer.0.weight": torch.zeros(5), "body.4.res_layer.0.bias": torch.zeros(3)},
+     "tensor body.3.res_layer.0.weight: [5] where IR-101 has [8] (and 1 more)"),
+    (lambda sd: {**sd, "input_layer.1.weight": [1.0, 2.0]}, "input_layer.1.weight is not a tensor"),
+])
+def test_wrong_tensor_shapes_name_the_file_and_the_tensor(tmp_path, change, message):
+    """A file with IR-101's names but other shapes: one clear error naming the file, the tensor and the shape
+    IR-101 has (it used to end in IndexError: tuple index out of range, or a size-mismatch traceback)."""
+    torch.save(change(small_ir101_state_dict()), tmp_path / "odd.bin")
+    with pytest.raises(FaceAnalysisError) as e:
+        C.CurricularFace(tmp_path / "odd.bin")
+    assert str(e.value).startswith("odd.bin ") and message in str(e.value), str(e.value)
+    assert "glint360k_curricular_face_r101_backbone.bin" in str(e.value)
+
+
 def test_embedding_follows_opens2vs_protocol(weights):
     """OpenS2V's inference(): norm_crop(image_bgr, kps, 224) -> RGB -> cv2.resize to 112 -> /255, -0.5, /0.5
     -> IR_101 -> L2 normalise, written here with OpenCV and insightface's own face_align."""

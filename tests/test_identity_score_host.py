@@ -14,9 +14,11 @@ from PIL import Image
 
 import comfy_server
 from graphs import Graph
-from mv2id_core.video_io import write_video
 from faces_helpers import analyzer_node, image_batch
+from mv2id_core import metrics as M
+from mv2id_core.faces import load_analyzer
 from photos import T1_FACES, fit, load_photos, rot, t1_face
+from video_files import write_video
 
 SIZE = 128
 
@@ -37,18 +39,34 @@ def media(comfy):
     others = [_fit(t1_face(t1, i)) for i in range(len(T1_FACES))]
     write_video(d / "mv2id_id_same.mp4", same)
     write_video(d / "mv2id_id_others.mp4", others)
-    return {"same": "mv2id_id_same.mp4", "others": "mv2id_id_others.mp4"}
+    cut = np.full((SIZE, SIZE, 3), 118, np.uint8)                  # a face cut by the left edge: found by the retry
+    cut[:, :88] = _fit(tom)[:, 40:]
+    drift = [_fit(tom), cut, _fit(rot(tom, 6)), cut] * 4 + others * 2
+    write_video(d / "mv2id_id_drift.mp4", drift, fps=8)
+    stills = []                                                    # the same kind of frames as lossless images
+    for i, frame in enumerate(drift[:8] + others[:4]):
+        Image.fromarray(frame).save(d / f"mv2id_id_still_{i:02d}.png")
+        stills.append(f"mv2id_id_still_{i:02d}.png")
+    return {"same": "mv2id_id_same.mp4", "others": "mv2id_id_others.mp4", "drift": "mv2id_id_drift.mp4",
+            "stills": stills}
 
 
 def _frames(g: Graph, name: str):
     return g.add("GetVideoComponents", video=g.add("LoadVideo", file=name))[0]
 
 
+def _components(g: Graph, name: str):
+    """(frames, fps) of a video file, as Get Video Components gives them."""
+    parts = g.add("GetVideoComponents", video=g.add("LoadVideo", file=name))
+    return parts[0], parts[2]
+
+
 def _score(g: Graph, tag: str, frames, refs, analyzer, **kw):
     extra = {"curricularface_model": kw["cur"]} if "cur" in kw else {}
     node = g.add("Mv2IDIdentityScore", frames=frames, references=refs, analyzer=analyzer,
-                 num_frames=kw.get("num_frames", 32), pad_retry=True, plot_width=kw.get("w", 800),
-                 plot_height=kw.get("h", 480), **extra)
+                 num_frames=kw.get("num_frames", 32), plot_width=kw.get("w", 800), plot_height=kw.get("h", 480),
+                 fps=kw.get("fps", 0.0), segment_seconds=kw.get("segment_seconds", 1.0),
+                 segment_frames=kw.get("segment_frames", 0), **extra)
     for slot, what in enumerate(("mvrc", "facesim", "report")):
         g.add("PreviewAny", _id=f"{tag}_{what}", source=node[slot])
     g.add("PreviewAny", _id=f"{tag}_cur", source=node[4])
@@ -135,13 +153,28 @@ def test_facesim_cur_with_a_curricularface_file(comfy, media):
     g = Graph()
     an = analyzer_node(g)
     _score(g, "cur", _frames(g, media["same"]), image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"]), an,
-           num_frames=6, cur="mv2id_test_cur.bin")
+           num_frames=6, cur="mv2id_test_cur.bin", segment_seconds=0)
     entry = comfy.run(g.prompt(), timeout=300)
     rep = json.loads(_text(comfy, entry, "cur_report"))
     assert 0 < float(_text(comfy, entry, "cur_cur")) <= 1
     assert float(_text(comfy, entry, "cur_cur")) == pytest.approx(rep["facesim_cur"], abs=1e-5)
     assert rep["settings"]["curricularface"] == "CurricularFace IR-101 (mv2id_test_cur.bin)" and rep["notes"] == []
     assert all(len(p["similarity_cur"]) == 2 for p in rep["per_frame"] if p["face"])
+
+
+def test_curricularface_file_with_wrong_shapes_is_named(healthy, media):
+    torch = pytest.importorskip("torch")
+    from test_faces_curricularface import small_ir101_state_dict
+    folder = healthy.base_dir / "models" / "curricularface"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save({**small_ir101_state_dict(), "output_layer.3.weight": torch.zeros(512, 100)}, folder / "mv2id_odd.bin")
+    g = Graph()
+    _score(g, "odd", _frames(g, media["same"]), image_batch(g, ["mv2id_id_front.png"]), analyzer_node(g),
+           num_frames=4, cur="mv2id_odd.bin")
+    with pytest.raises(comfy_server.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    assert ("mv2id_odd.bin does not match the CurricularFace IR-101 layout: tensor output_layer.3.weight: "
+            "[512, 100] where IR-101 has [512, 3136]") in str(ei.value)
 
 
 def test_unknown_curricularface_file_lists_the_choices(healthy, media):
@@ -162,3 +195,45 @@ def test_empty_frames_are_a_clear_error(healthy, media):
     with pytest.raises(comfy_server.ComfyError) as ei:
         healthy.run(g.prompt(), timeout=120)
     assert "frames is an empty IMAGE batch [0, 64, 64, 3]" in str(ei.value)
+
+
+def test_the_same_analyzer_settings_give_the_same_numbers_as_the_python_api(comfy, media):
+    """The Face Analyzer's settings reach scoring through mv2id_core.faces.analyzer_settings, as
+    load_analyzer's do: with the retry off (and another det_size) the node's report equals score_video's on
+    the same pixels (lossless frames), and differs from the retry-on report (faces cut by the edge are lost).
+    On a video, the fps comes from Get Video Components: per-second segments and the drift from 2 s of the
+    reference's person to 1.5 s of other people."""
+    g = Graph()
+    refs = image_batch(g, ["mv2id_id_front.png", "mv2id_id_mirror.png"])
+    stills = image_batch(g, media["stills"])
+    for tag, retry in (("on", True), ("off", False)):
+        _score(g, tag, stills, refs, analyzer_node(g, retry=retry, det_size=512), num_frames=0, fps=8.0,
+               segment_frames=4)
+    frames, fps = _components(g, media["drift"])
+    _score(g, "video", frames, refs, analyzer_node(g), num_frames=0, fps=fps, segment_frames=16)
+    entry = comfy.run(g.prompt(), timeout=600)
+    rep = {t: json.loads(_text(comfy, entry, f"{t}_report")) for t in ("on", "off", "video")}
+    load = lambda n: np.asarray(Image.open(comfy.input_dir / n).convert("RGB"))      # noqa: E731
+    for tag, retry in (("on", True), ("off", False)):
+        py = M.score_video([load(n) for n in media["stills"]], [load("mv2id_id_front.png"), load("mv2id_id_mirror.png")],
+                           load_analyzer("dlib", retry=retry, det_size=512), num_frames=0, fps=8.0, segment_frames=4)
+        node = rep[tag]
+        assert node["settings"]["retry"] is retry and node["analyzer"] == py["analyzer"]
+        for key in ("mvrc", "facesim", "frames_with_face", "copy_paste", "over_time"):
+            assert node[key] == py[key], (tag, key)
+    assert rep["on"]["frames_with_face"] > rep["off"]["frames_with_face"]
+    video = rep["video"]
+    sec, win = video["over_time"]
+    assert video["settings"]["fps"] == 8.0 and sec["unit"] == "seconds" and len(sec["segments"]) == 4
+    assert sec["drift"]["facesim"] < -0.05 and [s["first_frame"] for s in win["segments"]] == [0, 16]
+
+
+def test_identity_score_refuses_nan_timing(healthy, media):
+    g = Graph()
+    an = analyzer_node(g)
+    _score(g, "nan", _frames(g, media["same"]), image_batch(g, ["mv2id_id_front.png"]), an, fps=float("nan"))
+    with pytest.raises(comfy_server.ComfyError) as ei:
+        healthy.run(g.prompt(), timeout=120)
+    # the pack's one check of FLOAT inputs (nodes.utils.Mv2IDNode) names it before scoring starts
+    assert "Mv2ID Identity Score: fps is nan, not a finite number: set fps to a number from 0 to 1000 (default 0)" \
+        in str(ei.value)

@@ -15,7 +15,8 @@ import comfy_browser
 import comfy_server
 import workflow_api
 import run_workflow
-from mv2id_core.video_io import read_frames, write_video
+from mv2id_core.video_io import read_frames
+from video_files import write_video
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = build_workflows.WORKFLOWS

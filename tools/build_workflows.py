@@ -478,8 +478,9 @@ def spec_identity_score() -> Spec:
     s.node(5, "ImageBatch", (480, 400), size=(200, 50))
     s.link(3, 0, 5, "image1"); s.link(4, 0, 5, "image2")
     s.node(6, "Mv2IDFaceAnalyzer", (340, 140), {"backend": "dlib"}, size=(300, 130))
-    s.node(7, "Mv2IDIdentityScore", (720, 0), size=(360, 300))
+    s.node(7, "Mv2IDIdentityScore", (720, 0), size=(360, 330))
     s.link(2, 0, 7, "frames"); s.link(5, 0, 7, "references"); s.link(6, 0, 7, "analyzer")
+    s.link(2, 2, 7, "fps")                              # identity over time per second needs the frame rate
     s.node(8, "PreviewImage", (1120, 0), title="Similarity and pose per frame", size=(480, 340))
     s.link(7, 3, 8, "images")
     s.node(9, "PreviewAny", (1120, 380), title="Full report (JSON)", size=(480, 300))
@@ -488,9 +489,11 @@ def spec_identity_score() -> Spec:
     s.link(7, 0, 11, "source")
     s.node(12, "PreviewAny", (910, 560), title="FaceSim", size=(170, 100))
     s.link(7, 1, 12, "source")
-    s.note(10, (720, 340), "## Score a video\n**MvRC**: mean identity similarity to all references "
-                           "(MvRC-Arc with insightface). **FaceSim**: OpenS2V protocol. The report adds "
-                           "head pose per frame and a copy-paste index.", size=(360, 180))
+    s.note(10, (720, 370), "## Score a video\n**MvRC**: mean identity similarity to all references "
+                           "(MvRC-Arc with insightface). **FaceSim**: OpenS2V protocol. The report adds head "
+                           "pose per frame, identity per second with its drift (the fps comes from Get Video "
+                           "Components) and the copy-paste readings: near-copies of a reference image, and "
+                           "whether the copying follows the head pose.", size=(360, 180))
     return s
 
 

