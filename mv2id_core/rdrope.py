@@ -24,9 +24,27 @@ import torch
 from .errors import check_choice
 
 MODES = ("rd", "vanilla")
-# the allowed settings, written once: the node's widgets, the trainer and LoRA metadata use these
+# the allowed settings, written once: the node's widgets, the trainer's arguments and LoRA metadata use these
 OFFSET_RANGE = (0.0, 64.0)
 FIRST_INDEX_RANGE = (0, 16)
+
+
+def check_offset(offset) -> float:
+    """`offset` when it is an allowed RD-RoPE offset (a finite number in OFFSET_RANGE), else ValueError."""
+    lo, hi = OFFSET_RANGE
+    if not (isinstance(offset, (int, float)) and not isinstance(offset, bool) and math.isfinite(offset)
+            and lo <= offset <= hi):
+        raise ValueError(f"RD-RoPE offset must be a number from {lo:g} to {hi:g}, got {offset!r}")
+    return float(offset)
+
+
+def check_first_index(first_index) -> int:
+    """`first_index` when it is an allowed RD-RoPE first index (a whole number in FIRST_INDEX_RANGE), else
+    ValueError."""
+    lo, hi = FIRST_INDEX_RANGE
+    if not (isinstance(first_index, int) and not isinstance(first_index, bool) and lo <= first_index <= hi):
+        raise ValueError(f"RD-RoPE first_index must be a whole number from {lo} to {hi}, got {first_index!r}")
+    return first_index
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ class RDRoPEConfig:
     first_index: k of the first reference in the spatial shift k*(H, W) (unpublished;
         default 1, so even the first reference sits off the video's spatial grid, as the
         paper's figure suggests; 0 puts it on the video grid).
+    The defaults here are the only copy: the node's widgets and mv2id-train's arguments read them.
     """
     mode: str = "rd"
     offset: float = 1.0
@@ -44,12 +63,8 @@ class RDRoPEConfig:
 
     def __post_init__(self):
         check_choice(self.mode, MODES, "RD-RoPE mode")
-        lo, hi = OFFSET_RANGE
-        if not (isinstance(self.offset, (int, float)) and math.isfinite(self.offset) and lo <= self.offset <= hi):
-            raise ValueError(f"RD-RoPE offset must be a number from {lo:g} to {hi:g}, got {self.offset!r}")
-        lo, hi = FIRST_INDEX_RANGE
-        if not (isinstance(self.first_index, int) and lo <= self.first_index <= hi):
-            raise ValueError(f"RD-RoPE first_index must be a whole number from {lo} to {hi}, got {self.first_index!r}")
+        check_offset(self.offset)
+        check_first_index(self.first_index)
 
     def to_dict(self) -> dict:
         return asdict(self)

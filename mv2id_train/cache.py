@@ -15,6 +15,10 @@ never holds the text encoder. Without a text encoder, --context-file gives preco
 embeddings: a safetensors file with a tensor per sample id and/or "default" ([L, 4096]), e.g.
 written by an earlier --text-encoder run (--save-contexts). Resumable: samples already in the
 cache are skipped.
+Every sample is checked against what mv2id-train needs (cache_format.check_sample: 16-channel Wan 2.1
+latents, at least one reference of the video's latent size, a [tokens, 4096] text context, finite
+values) before it is written; a sample that fails stops the run with one line, since the models or
+embeddings that made it would make every sample unusable.
 """
 from __future__ import annotations
 
@@ -34,7 +38,7 @@ from mv2id_core.errors import InputError, Mv2IDError, UsageError
 from mv2id_core.region_masks import check_complementary, mask_references
 
 from . import progress_bar
-from .cache_format import CacheWriter
+from .cache_format import CacheWriter, SampleError, context_problem
 from .comfy_env import import_comfy
 from .files import read_jsonl
 
@@ -48,6 +52,7 @@ MASK_DRAWS = 4
 
 
 def load_vae(path):
+    """A ComfyUI VAE from `path`, checked to be the Wan 2.1 VAE by the nodes' own rule (vae_geometry)."""
     comfy = import_comfy()
     import comfy.sd
     try:
@@ -57,9 +62,8 @@ def load_vae(path):
     except Exception as e:
         raise UsageError(f"cannot load the VAE {path} ({type(e).__name__}: {e}); give the Wan 2.1 VAE, "
                          f"e.g. wan_2.1_vae.safetensors") from None
-    if getattr(vae, "latent_channels", None) != latents.LATENT_CHANNELS:
-        raise UsageError(f"{path} is not a Wan 2.1 VAE (latent channels {getattr(vae, 'latent_channels', '?')}, "
-                         f"expected {latents.LATENT_CHANNELS}); give wan_2.1_vae.safetensors")
+    from mv2id_core.comfyui.wan import vae_geometry
+    vae_geometry(vae, f"--vae {path}", "Give the Wan 2.1 VAE, e.g. --vae wan_2.1_vae.safetensors")
     return vae
 
 
@@ -153,22 +157,46 @@ def main(argv=None) -> int:
         return 2
 
 
-def run(a) -> int:
+def check_args(a) -> None:
+    """Refuse settings mv2id-train cannot use before any file is read."""
     try:
         latents.check_size(a.width, a.height)
     except InputError as e:
         raise UsageError(f"--width/--height: {e}") from None
     if not a.text_encoder and not a.context_file:
         raise UsageError("give --text-encoder (umT5) or --context-file (precomputed embeddings)")
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-    from mv2id_core.photos import read_photo
-    from mv2id_core.video_io import read_frames
 
+
+# what a manifest row must hold (mv2id-data writes every one of them)
+ROW_FIELDS = ("id", "video", "frame_indices", "references")
+
+
+def row_problem(r) -> str:
+    """What makes one manifest row unusable ('' when nothing does): a missing field, no frames, no references."""
+    if not isinstance(r, dict):
+        return f"is {type(r).__name__}, not an object"
+    missing = [k for k in ROW_FIELDS if k not in r]
+    if missing:
+        return f"has no {', '.join(missing)}"
+    for k, what in (("frame_indices", "frame indices"), ("references", "reference crops")):
+        if not isinstance(r[k], list) or not r[k]:
+            return f"lists no {what} ({k}: {json.dumps(r[k])}): every clip needs at least one"
+    return ""
+
+
+def manifest_rows(a) -> tuple[Path, list[dict]]:
+    """(manifest path, this shard's rows); refuses an empty manifest, a row it cannot encode, and impossible
+    complementary masks, before any model is loaded."""
     manifest = Path(a.manifest)
     rows = read_jsonl(manifest, repair=False)
     if not rows:
         raise UsageError(f"{manifest} lists no clips: run mv2id-data first (its summary.json says why videos were dropped)")
+    for n, r in enumerate(rows, 1):
+        problem = row_problem(r)
+        if problem:
+            who = f"sample {r['id']}" if isinstance(r, dict) and "id" in r else f"row {n}"
+            raise UsageError(f"{manifest}: {who} {problem}; give each clip {', '.join(ROW_FIELDS)} as mv2id-data "
+                             f"writes them")
     if a.mask_complementary and a.mask_ratio > 0:
         for k in sorted({len(r["references"]) for r in rows}):
             try:
@@ -176,7 +204,79 @@ def run(a) -> int:
             except InputError as e:
                 raise UsageError(f"--mask-complementary: {e}") from None
     i, n = a.shard
-    rows = [r for k, r in enumerate(rows) if k % n == i]
+    return manifest, [r for k, r in enumerate(rows) if k % n == i]
+
+
+def read_contexts(path) -> dict[str, torch.Tensor]:
+    """The embeddings of --context-file (sample id or "default" -> [L, 4096]), every one checked by the cache's
+    own rule before any clip is encoded."""
+    from safetensors import safe_open
+    if not path:
+        return {}
+    try:
+        with safe_open(str(path), "pt") as f:
+            contexts = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:   # safetensors raises its own error type for a file of another format
+        raise UsageError(f"--context-file {path} is not a safetensors file ({type(e).__name__}: {e})") from None
+    for k, v in contexts.items():
+        problem = context_problem(v.shape[1:] if v.ndim == 3 and v.shape[0] == 1 else v.shape)
+        if problem:
+            raise UsageError(f"--context-file {path}: '{k}': {problem}; write [tokens, 4096] umT5 embeddings (or "
+                             f"give --text-encoder umt5_xxl_fp16.safetensors)")
+    return contexts
+
+
+class Encoder:
+    """Turns one manifest row into the tensors of one cached sample (video latent, reference latents for
+    every mask draw, text context)."""
+
+    def __init__(self, a, manifest: Path):
+        self.a, self.manifest = a, manifest
+        self.vae = load_vae(a.vae)
+        self.clip = load_text_encoder(a.text_encoder) if a.text_encoder else None
+        self.contexts = read_contexts(a.context_file)
+        self.saved = {}      # sample id -> the context the text encoder gave (--save-contexts)
+
+    def context(self, r: dict) -> torch.Tensor:
+        if self.clip is not None:
+            ctx = self.saved[r["id"]] = encode_caption(self.clip, r.get("caption") or "")
+        elif r["id"] in self.contexts:
+            ctx = self.contexts[r["id"]]
+        elif "default" in self.contexts:
+            ctx = self.contexts["default"]
+        else:
+            raise KeyError(f"no embedding for sample {r['id']} (and no 'default') in {self.a.context_file}")
+        return ctx[0] if ctx.ndim == 3 else ctx
+
+    def encode(self, r: dict):
+        """-> (video latent, [reference latents per mask draw], context)."""
+        from mv2id_core.photos import read_photo
+        from mv2id_core.video_io import read_frames
+        a = self.a
+        idx = [int(k) for k in r["frame_indices"]]
+        frames, _ = read_frames(r["video"], idx)
+        by_index = dict(zip(sorted(set(idx)), frames))   # indices repeat when train fps > source fps
+        if len(by_index) != len(set(idx)):
+            raise InputError(f"{r['video']} has fewer frames than the manifest expects")
+        video = encode_video(self.vae, fit_frames(np.stack([by_index[k] for k in idx]), a.width, a.height))
+        ref_paths = [p if Path(p).is_absolute() else str(self.manifest.parent / p) for p in r["references"]]
+        photos = [read_photo(p).rgb for p in ref_paths]
+        sizes = [f"{Path(p).name} {ph.shape[1]}x{ph.shape[0]}" for p, ph in zip(ref_paths, photos)]
+        if len({ph.shape for ph in photos}) > 1:      # masked over their own pixels as one batch, as Face Views' crops
+            raise InputError(f"reference crops differ in size ({', '.join(sizes)}): give crops of one size, as "
+                             f"mv2id-data writes them (--ref-size) and Face Views makes them")
+        refs = torch.from_numpy(np.stack(photos)).float() / 255.0
+        ref_lat = encode_references(self.vae, refs, a.width, a.height, a.mask_draws, a.mask_ratio, a.mask_block,
+                                    r["id"], a.seed, a.mask_complementary)
+        return video, ref_lat, self.context(r)
+
+
+def run(a) -> int:
+    from safetensors.torch import save_file
+    check_args(a)
+    manifest, rows = manifest_rows(a)
+    enc = Encoder(a, manifest)     # loads and checks the models and embeddings before anything is written
+    i, n = a.shard
     settings = {"width": a.width, "height": a.height, "mask_draws": a.mask_draws, "mask_ratio": a.mask_ratio,
                 "mask_block": a.mask_block, "mask_complementary": a.mask_complementary, "seed": a.seed,
                 "vae": Path(a.vae).name, "text_encoder": Path(a.text_encoder).name if a.text_encoder else None,
@@ -184,50 +284,25 @@ def run(a) -> int:
     writer = CacheWriter(a.out, settings, shard_size=a.shard_size, shard_tag=f"{i:05d}-of-{n:05d}")
     done = writer.done_ids()
     todo = [r for r in rows if r["id"] not in done]
-    vae = load_vae(a.vae)
-    clip = load_text_encoder(a.text_encoder) if a.text_encoder else None
-    contexts = {}
-    if a.context_file:
-        with safe_open(str(a.context_file), "pt") as f:
-            contexts = {k: f.get_tensor(k) for k in f.keys()}
-    saved = {}
     bar = progress_bar(a.progress, len(rows), len(rows) - len(todo), PROG, "clip")
     failed = 0
     for r in todo:
         try:
-            idx = [int(k) for k in r["frame_indices"]]
-            frames, _ = read_frames(r["video"], idx)
-            by_index = dict(zip(sorted(set(idx)), frames))   # indices repeat when train fps > source fps
-            if len(by_index) != len(set(idx)):
-                raise ValueError(f"{r['video']} has fewer frames than the manifest expects")
-            video = encode_video(vae, fit_frames(np.stack([by_index[k] for k in idx]), a.width, a.height))
-            ref_paths = [p if Path(p).is_absolute() else str(manifest.parent / p) for p in r["references"]]
-            refs = torch.from_numpy(np.stack([read_photo(p).rgb for p in ref_paths])).float() / 255.0
-            ref_lat = encode_references(vae, refs, a.width, a.height, a.mask_draws, a.mask_ratio, a.mask_block,
-                                        r["id"], a.seed, a.mask_complementary)
-            cap = r.get("caption") or ""
-            if clip is not None:
-                ctx = encode_caption(clip, cap)
-                saved[r["id"]] = ctx
-            elif r["id"] in contexts:
-                ctx = contexts[r["id"]]
-            elif "default" in contexts:
-                ctx = contexts["default"]
-            else:
-                raise KeyError(f"no embedding for sample {r['id']} (and no 'default') in {a.context_file}")
-            if ctx.ndim == 3:
-                ctx = ctx[0]
-            writer.add(r["id"], video, ref_lat, ctx, cap, {"video": r["video"]})
+            video, ref_lat, ctx = enc.encode(r)
+            writer.add(r["id"], video, ref_lat, ctx, r.get("caption") or "", {"video": r["video"]})
+        except SampleError:
+            raise        # what the encoders give is unusable for training: every sample would be, so stop
         except Exception as e:  # one bad clip must not stop a long run
             failed += 1
-            print(f"{PROG}: {r['id']}: {type(e).__name__}: {e}", file=sys.stderr)
+            why = str(e) if isinstance(e, Mv2IDError) else f"{type(e).__name__}: {e}"   # the pack's own say what
+            print(f"{PROG}: {r['id']}: {why}", file=sys.stderr)
         if bar is not None:
             bar.update(1)
     writer.close()
     if bar is not None:
         bar.close()
-    if a.save_contexts and saved:
-        save_file({k: v.contiguous() for k, v in saved.items()}, a.save_contexts)
+    if a.save_contexts and enc.saved:
+        save_file({k: v.contiguous() for k, v in enc.saved.items()}, a.save_contexts)
     print(json.dumps({"cache": str(Path(a.out) / "index.json"), "samples": len(writer.samples), "failed": failed}))
     return 0 if failed == 0 else 1
 

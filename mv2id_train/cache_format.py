@@ -12,6 +12,9 @@
 
 Latents are stored as the VAE returns them; the trainer moves them into the model's space with
 Wan21 latent_format.process_in, as ComfyUI does for the video latent and for time_dim_concat.
+
+What a sample must be for mv2id-train is one rule, check_sample: mv2id-cache applies it to every
+tensor it writes and mv2id-train to every record of the index and every tensor it reads.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from mv2id_core import latents
 from mv2id_core.cli.args import settings_changes
 from mv2id_core.errors import InputError, UsageError
 
@@ -27,6 +31,53 @@ from .files import replacing, write_json
 
 FORMAT = "mv2id-cache"
 VERSION = 1
+# the width of Wan 2.1's text context: umT5-XXL's embeddings, what WanModel.text_embedding takes
+TEXT_DIM = 4096
+
+
+class SampleError(InputError):
+    """A cached sample that mv2id-train cannot use (wrong shape or values)."""
+
+
+def context_problem(context_shape, text_dim: int = TEXT_DIM) -> str | None:
+    """What is wrong with a text context of this shape for mv2id-train (None when nothing is): it must be
+    [L, text_dim] with L >= 1 tokens."""
+    ctx = list(context_shape) if context_shape is not None else None
+    if ctx is None or len(ctx) != 2 or ctx[0] < 1 or ctx[1] != text_dim:
+        return (f"text context {ctx} is not [tokens, {text_dim}]: Wan 2.1 reads umT5-XXL embeddings {text_dim} "
+                f"wide (CLIPLoader type 'wan' with umt5_xxl_*.safetensors)")
+    return None
+
+
+def sample_problems(video_shape, refs_shape, context_shape, text_dim: int = TEXT_DIM) -> list[str]:
+    """What is wrong with a sample of these shapes for mv2id-train (empty when nothing is):
+    video [16, F, h, w] (F >= 1; h, w even: Wan's 2x2 patches), refs [16, K, h, w] (K >= 1 references,
+    each the video's latent size), context [L, text_dim] (context_problem)."""
+    c = latents.LATENT_CHANNELS
+    video, refs = (list(x) if x is not None else None for x in (video_shape, refs_shape))
+    out = []
+    if video is None or len(video) != 4 or video[0] != c or min(video) < 1 or video[2] % 2 or video[3] % 2:
+        out.append(f"video latent {video} is not [{c}, frames, h, w] with even h and w (a Wan 2.1 VAE latent of "
+                   f"a clip whose width and height are multiples of {latents.PIXEL_MULTIPLE})")
+    if refs is None or len(refs) != 4 or refs[0] != c or min(refs) < 1:
+        out.append(f"reference latents {refs} are not [{c}, references, h, w] with at least one reference")
+    elif video is not None and len(video) == 4 and refs[2:] != video[2:]:
+        out.append(f"reference latents are {refs[2]}x{refs[3]} but the video latent is {video[2]}x{video[3]}: every "
+                   f"reference must be fitted to the video size before encoding")
+    problem = context_problem(context_shape, text_dim)
+    return out + ([problem] if problem else [])
+
+
+def check_sample(sample_id: str, video: torch.Tensor, refs: torch.Tensor, context: torch.Tensor,
+                 text_dim: int = TEXT_DIM) -> None:
+    """Raise SampleError naming the sample unless its tensors are what mv2id-train feeds the model:
+    the shapes of sample_problems, and finite values."""
+    problems = sample_problems(video.shape, refs.shape, context.shape, text_dim)
+    for name, t in (("video latent", video), ("reference latents", refs), ("text context", context)):
+        if not problems and not bool(torch.isfinite(t).all()):
+            problems.append(f"NaN or infinite values in the {name}")
+    if problems:
+        raise SampleError(f"sample {sample_id}: {'; '.join(problems)}")
 
 
 class CacheWriter:
@@ -58,12 +109,15 @@ class CacheWriter:
         sid = str(sample_id)
         if "/" in sid:
             raise ValueError(f"sample id must not contain '/': {sid!r}")
+        for r in refs:
+            check_sample(sid, video, r, context)
         self._tensors[f"{sid}/video"] = video.detach().float().cpu().contiguous().clone()
         for d, r in enumerate(refs):
             self._tensors[f"{sid}/refs/{d}"] = r.detach().float().cpu().contiguous().clone()
         self._tensors[f"{sid}/context"] = context.detach().float().cpu().contiguous().clone()
         self._pending.append({"id": sid, "num_draws": len(refs), "video_shape": list(video.shape),
-                              "num_refs": int(refs[0].shape[1]), "context_len": int(context.shape[0]),
+                              "num_refs": int(refs[0].shape[1]), "refs_shape": list(refs[0].shape),
+                              "context_len": int(context.shape[0]), "context_shape": list(context.shape),
                               "caption": caption, **(extra or {})})
         if len(self._pending) >= self.shard_size:
             self.flush()
@@ -103,9 +157,10 @@ def merge_indexes(out_dir) -> Path:
 
 
 class CachedDataset:
-    """Random access to cached samples: ds.get(i, draw) -> {"video", "refs", "context"}."""
+    """Random access to cached samples: ds.get(i, draw) -> {"video", "refs", "context"}, each checked by
+    check_sample (the index records are checked when the cache is opened)."""
 
-    def __init__(self, cache_dir):
+    def __init__(self, cache_dir, text_dim: int = TEXT_DIM):
         self.dir = Path(cache_dir)
         index = self.dir / "index.json"
         if not index.is_file():
@@ -120,7 +175,21 @@ class CachedDataset:
         self.settings = d.get("settings", {})
         if not self.samples:
             raise InputError(f"{index} lists no samples: mv2id-cache encoded none (see its error lines)")
+        self.text_dim = text_dim
+        for s in self.samples:
+            self._check_record(index, s)
         self._files = {}
+
+    def _check_record(self, index: Path, s: dict) -> None:
+        """The shapes the index records, by the rule of check_sample (a cache of an older mv2id-cache records
+        no reference or context shape: those tensors are checked when read)."""
+        video = s.get("video_shape")
+        refs = s.get("refs_shape", [latents.LATENT_CHANNELS, s.get("num_refs", 0), *(video or [0, 0, 0, 0])[2:]])
+        ctx = s.get("context_shape", [s.get("context_len", 0), self.text_dim])
+        problems = sample_problems(video, refs, ctx, self.text_dim)
+        if problems:
+            raise SampleError(f"{index}: sample {s.get('id')}: {'; '.join(problems)}. Rebuild the cache with "
+                              f"mv2id-cache (the Wan 2.1 VAE and umT5-XXL embeddings)")
 
     def __len__(self):
         return len(self.samples)
@@ -136,5 +205,10 @@ class CachedDataset:
         s = self.samples[i]
         f = self._file(s["shard"])
         sid = s["id"]
-        return {"video": f.get_tensor(f"{sid}/video"), "refs": f.get_tensor(f"{sid}/refs/{draw % s['num_draws']}"),
-                "context": f.get_tensor(f"{sid}/context"), "id": sid}
+        out = {"video": f.get_tensor(f"{sid}/video"), "refs": f.get_tensor(f"{sid}/refs/{draw % s['num_draws']}"),
+               "context": f.get_tensor(f"{sid}/context"), "id": sid}
+        try:
+            check_sample(sid, out["video"], out["refs"], out["context"], self.text_dim)
+        except SampleError as e:
+            raise SampleError(f"{self.dir / s['shard']}: {e}. Rebuild the cache with mv2id-cache") from None
+        return out

@@ -24,6 +24,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -117,6 +118,77 @@ def iter_frames(path, wanted):
                 yield n, frame.to_ndarray(format="rgb24")
 
 
+@dataclass
+class Track:
+    """The main face through the analysed frames of one video, one entry per sampled frame."""
+    frames: list = field(default_factory=list)     # source frame index
+    faces: list = field(default_factory=list)      # the main face, or None
+    crowded: list = field(default_factory=list)    # another face competes with it
+    quality: list = field(default_factory=list)    # views.face_quality of the main face (0 without one)
+
+    def with_face(self) -> list[int]:
+        return [i for i, f in enumerate(self.faces) if f is not None]
+
+    def pose(self, i: int) -> list:
+        f = self.faces[i]
+        return [round(float(f.yaw), 2), round(float(f.pitch), 2), round(float(f.roll), 2)] if f is not None else [None] * 3
+
+
+def track_main_face(path: Path, analyzer, a, total: int, fps: float) -> Track:
+    """Analyse every --sample-fps frame as it is decoded (frames are dropped at once: bounded memory)."""
+    from mv2id_core.views import face_quality, face_sharpness
+    step = max(1, int(round(fps / a.sample_fps)))
+    tracker = MainFaceTracker(a.same_identity, a.competing_face)
+    track = Track()
+    for n, frame in iter_frames(path, range(0, total, step)):
+        face, busy = tracker.update(analyzer.analyze(frame, embed=True))
+        track.frames.append(n), track.faces.append(face), track.crowded.append(busy)
+        track.quality.append(face_quality(face, face_sharpness(frame, face)) if face is not None else 0.0)
+    return track
+
+
+def plan_clips(path: Path, a, track: Track, total: int, fps: float, span_src: int, stats: Counter) -> list[tuple]:
+    """Clips to cut: (clip id, start, end, sampled positions inside, sampled positions of its references),
+    each with its references picked OUTSIDE the clip to spread over yaw; dropped clips are counted in stats."""
+    from mv2id_core.errors import NoFaceError
+    from mv2id_core.views import select_views
+    have = track.with_face()
+    stride = max(span_src, int(round(a.clip_stride * fps))) if a.clip_stride else span_src
+    planned = []
+    for start in range(0, total - span_src + 1, stride):
+        if len(planned) >= a.max_clips:
+            break
+        end = start + span_src                         # source frames [start, end) are the clip
+        inside = [i for i, s in enumerate(track.frames) if start <= s < end]
+        present = [i for i in inside if track.faces[i] is not None and not track.crowded[i]]
+        if not inside or len(present) < a.min_presence * len(inside):
+            stats[FACE_MISSING] += 1
+            continue
+        outside = [i for i in have if not (start <= track.frames[i] < end) and not track.crowded[i]]
+        if len(outside) < a.refs:
+            stats[FEW_REFERENCES] += 1
+            continue
+        try:
+            pick = select_views([track.faces[i].yaw for i in outside], [track.faces[i].pitch for i in outside],
+                                [track.quality[i] for i in outside], a.refs)
+        except NoFaceError:
+            stats[FEW_REFERENCES] += 1
+            continue
+        planned.append((f"{path.stem}__{start:06d}", start, end, inside, [outside[j] for j in pick]))
+    return planned
+
+
+def save_reference(frame, face, a, path: Path, background_remover=None) -> None:
+    """The reference crop of one frame as Face Views crops it (on white with a background remover)."""
+    from PIL import Image
+    from mv2id_core.views import crop_view
+    crop, _ = crop_view(frame, face, size=tuple(a.ref_size), margin=a.margin)
+    if background_remover is not None:
+        from .background import on_white
+        crop = on_white(background_remover, crop)
+    Image.fromarray(crop).save(path)
+
+
 def process_video(path: Path, analyzer, a, refs_dir: Path, background_remover=None) -> tuple[list[dict], Counter, dict]:
     """Analyse one video -> (manifest rows, Counter of clip outcomes, video record).
 
@@ -126,81 +198,41 @@ def process_video(path: Path, analyzer, a, refs_dir: Path, background_remover=No
     Memory stays bounded on long videos: frames are analysed as they are decoded and dropped;
     the few frames that become references are decoded again at the end.
     """
-    from PIL import Image
-    from mv2id_core.errors import NoFaceError
-    from mv2id_core.views import crop_view, face_quality, face_sharpness, select_views
-
     stats = Counter()
     total, fps = video_info(path)
     span_src = int(np.ceil((a.frames - 1) * fps / a.train_fps)) + 1
     rec = {"video": str(path), "frames": total, "fps": fps}
     if total < span_src:
         return [], stats, {**rec, "status": TOO_SHORT}
-    step = max(1, int(round(fps / a.sample_fps)))
-    tracker = MainFaceTracker(a.same_identity, a.competing_face)
-    sampled_idx, main, crowded, quality = [], [], [], []
-    for n, frame in iter_frames(path, range(0, total, step)):
-        face, busy = tracker.update(analyzer.analyze(frame, embed=True))
-        sampled_idx.append(n), main.append(face), crowded.append(busy)
-        quality.append(face_quality(face, face_sharpness(frame, face)) if face is not None else 0.0)
-    have = [i for i, f in enumerate(main) if f is not None]
+    track = track_main_face(path, analyzer, a, total, fps)
+    have = track.with_face()
     if not have:
         return [], stats, {**rec, "status": NO_FACE}
-    crowded_frac = sum(crowded) / len(have)
+    crowded_frac = sum(track.crowded) / len(have)
     if crowded_frac > a.max_crowded:
         return [], stats, {**rec, "status": SEVERAL_FACES, "crowded_fraction": round(crowded_frac, 3)}
-    yaws = np.array([main[i].yaw for i in have])
+    yaws = np.array([track.faces[i].yaw for i in have])
     span = float(np.percentile(yaws, 95) - np.percentile(yaws, 5)) if len(yaws) > 1 else 0.0
-    rec.update({"yaw_span": round(span, 2), "face_frames": len(have), "sampled_frames": len(sampled_idx)})
+    rec.update({"yaw_span": round(span, 2), "face_frames": len(have), "sampled_frames": len(track.frames)})
     if span < a.min_yaw_span:
         return [], stats, {**rec, "status": SMALL_YAW_SPAN}
 
-    stride = max(span_src, int(round(a.clip_stride * fps))) if a.clip_stride else span_src
-    planned = []                                       # (clip id, start, end, inside, [sampled positions of refs])
-    for start in range(0, total - span_src + 1, stride):
-        if len(planned) >= a.max_clips:
-            break
-        end = start + span_src                         # source frames [start, end) are the clip
-        inside = [i for i, s in enumerate(sampled_idx) if start <= s < end]
-        present = [i for i in inside if main[i] is not None and not crowded[i]]
-        if not inside or len(present) < a.min_presence * len(inside):
-            stats[FACE_MISSING] += 1
-            continue
-        outside = [i for i in have if not (start <= sampled_idx[i] < end) and not crowded[i]]
-        if len(outside) < a.refs:
-            stats[FEW_REFERENCES] += 1
-            continue
-        try:
-            pick = select_views([main[i].yaw for i in outside], [main[i].pitch for i in outside],
-                                [quality[i] for i in outside], a.refs)
-        except NoFaceError:
-            stats[FEW_REFERENCES] += 1
-            continue
-        planned.append((f"{path.stem}__{start:06d}", start, end, inside, [outside[j] for j in pick]))
-
-    needed = sorted({sampled_idx[i] for *_, refs in planned for i in refs})
+    planned = plan_clips(path, a, track, total, fps, span_src, stats)
+    needed = sorted({track.frames[i] for *_, refs in planned for i in refs})
     frames = dict(iter_frames(path, needed)) if needed else {}
     rows = []
     for cid, start, end, inside, refs in planned:
-        ref_files, ref_poses, ref_frames = [], [], []
-        for k, i in enumerate(refs):
-            crop, _ = crop_view(frames[sampled_idx[i]], main[i], size=tuple(a.ref_size), margin=a.margin)
-            if background_remover is not None:
-                from .background import on_white
-                crop = on_white(background_remover, crop)
-            name = f"{cid}_{k}.png"
-            Image.fromarray(crop).save(refs_dir / name)
-            ref_files.append(f"refs/{name}")
-            ref_poses.append([round(float(main[i].yaw), 2), round(float(main[i].pitch), 2), round(float(main[i].roll), 2)])
-            ref_frames.append(int(sampled_idx[i]))
+        names = [f"{cid}_{k}.png" for k in range(len(refs))]
+        for name, i in zip(names, refs):
+            save_reference(frames[track.frames[i]], track.faces[i], a, refs_dir / name, background_remover)
         rows.append({
             "id": cid, "video": str(path.resolve()), "fps": fps, "train_fps": a.train_fps,
             "start": start, "end": end, "num_frames": a.frames,
             "frame_indices": clip_indices(start, a.frames, fps, a.train_fps),
-            "references": ref_files, "reference_frames": ref_frames, "reference_poses": ref_poses,
-            "clip_poses": [[int(sampled_idx[i])] + ([round(float(main[i].yaw), 2), round(float(main[i].pitch), 2),
-                                                      round(float(main[i].roll), 2)] if main[i] is not None else [None] * 3)
-                           for i in inside],
+            "references": [f"refs/{name}" for name in names],
+            "reference_frames": [int(track.frames[i]) for i in refs],
+            "reference_poses": [track.pose(i) for i in refs],
+            "clip_poses": [[int(track.frames[i])] + track.pose(i) for i in inside],
             "yaw_span": round(span, 2), "caption": "",
         })
         stats["clips_kept"] += 1

@@ -35,7 +35,8 @@ import torch.distributed as dist
 
 from mv2id_core.cli import args as A
 from mv2id_core.errors import Mv2IDError, UsageError
-from mv2id_core.rdrope import MODES as RDROPE_MODES, RDRoPEConfig, config_to_metadata
+from mv2id_core import rdrope
+from mv2id_core.rdrope import RDRoPEConfig, config_to_metadata
 
 from . import flow, lora as lora_mod, progress_bar, wan
 from .cache_format import CachedDataset
@@ -71,9 +72,10 @@ class TrainConfig:
     rank: int = 32
     alpha: float | None = None
     targets: tuple = lora_mod.DEFAULT_TARGETS
-    rdrope_mode: str = "rd"
-    rdrope_offset: float = 1.0
-    rdrope_first_index: int = 1
+    # RD-RoPE settings: their defaults and allowed values are mv2id_core.rdrope's (written once, there)
+    rdrope_mode: str = RDRoPEConfig.mode
+    rdrope_offset: float = RDRoPEConfig.offset
+    rdrope_first_index: int = RDRoPEConfig.first_index
     precision: str = "auto"             # auto | fp32 | bf16
     gradient_checkpointing: bool = True
     save_every: int = 500
@@ -157,6 +159,7 @@ class Trainer:
         base_dtype = torch.bfloat16 if (precision == "bf16" and not cfg.full) else torch.float32
         self.input_dtype = base_dtype
         self.ds = CachedDataset(cfg.cache)
+        self.ds.get(0)      # a cache the model cannot use is refused before the (large) model is loaded
         self.model, self.model_config = wan.load_wan(cfg.model, dtype=base_dtype, device=self.d.device)
         wan.install_rdrope(self.model, cfg.rdrope)
         self.latent_format = wan.latent_format()
@@ -239,29 +242,6 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         self.opt.step()
         return self.d.mean(total), lr
-
-    @torch.no_grad()
-    def eval_loss(self, draws: int = 8, seed: int = 12345) -> float:
-        """Loss on fixed (noise, timestep) draws of this process's first samples, unmasked draw 0
-        of the references: a deterministic number to compare before and after training."""
-        cfg = self.cfg
-        was = self.model.training
-        self.model.eval()
-        total = 0.0
-        for k in range(draws):
-            s = self.ds.get(k % len(self.ds), draw=0)
-            x0 = self.latent_format.process_in(s["video"].float()[None])
-            r = self.latent_format.process_in(s["refs"].float()[None])
-            sigma, noise = flow.draw(seed, k, 0, x0.shape, cfg.shift)
-            x_t, target = flow.noised(x0, noise, sigma.view(1))
-            dev = self.d.device
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=self.autocast):
-                dt = self.input_dtype
-                pred = wan.model_forward(self.model, x_t.to(dev, dt), sigma.view(1).to(dev),
-                                         s["context"][None].to(dev, dt), r.to(dev, dt), self.options)
-            total += float(flow.loss_fn(pred, target.to(dev), sigma.view(1), cfg.loss_weighting))
-        self.model.train(was)
-        return total / draws
 
     # --------------------------------------------------------------------- state
     def _full_state(self):
@@ -463,12 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--alpha", type=A.positive_float, default=D["alpha"], help="LoRA alpha (default: the rank)")
     ap.add_argument("--targets", default=",".join(D["targets"]),
                     help="comma-separated layer-name suffixes that get LoRA")
-    ap.add_argument("--rdrope-mode", choices=list(RDROPE_MODES), default=D["rdrope_mode"],
+    ap.add_argument("--rdrope-mode", choices=list(rdrope.MODES), default=D["rdrope_mode"],
                     help="reference positions: rd (the paper) or vanilla (Phantom's)")
-    ap.add_argument("--rdrope-offset", type=A.number(float), default=D["rdrope_offset"],
-                    help="temporal index of the references after the last video frame")
-    ap.add_argument("--rdrope-first-index", type=A.nonnegative_int, default=D["rdrope_first_index"],
-                    help="spatial shift k of the first reference")
+    ap.add_argument("--rdrope-offset", type=A.checked(A.number(float), rdrope.check_offset),
+                    default=D["rdrope_offset"], help="temporal index of the references after the last video frame "
+                    "(%g to %g)" % rdrope.OFFSET_RANGE)
+    ap.add_argument("--rdrope-first-index", type=A.checked(A.number(int), rdrope.check_first_index),
+                    default=D["rdrope_first_index"], help="spatial shift k of the first reference (%d to %d)"
+                    % rdrope.FIRST_INDEX_RANGE)
     ap.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=D["precision"],
                     help="auto: bf16 on CUDA, fp32 on CPU")
     ap.add_argument("--no-gradient-checkpointing", dest="gradient_checkpointing", action="store_false")

@@ -54,26 +54,30 @@ def build_wan(config: dict, device=None, dtype=None):
     return comfy.ldm.wan.model.WanModel(**cfg, device=device, dtype=dtype, operations=comfy.ops.disable_weight_init)
 
 
-def detect_config(sd: dict) -> dict:
+def detect_config(sd: dict, path) -> dict:
+    """ComfyUI's own detection of the model in `sd`; refuses anything that is not a Wan 2.1-class model."""
     comfy = import_comfy()
     import comfy.model_detection
     cfg = comfy.model_detection.detect_unet_config(sd, "")
-    if cfg is None or cfg.get("image_model") != "wan2.1" or cfg.get("in_dim") != 16 or cfg.get("model_type") != "t2v":
-        raise ModelTypeError(f"not a Wan 2.1 T2V diffusion model (detected {cfg}); Mv2ID trains Phantom-Wan or "
-                             f"Wan 2.1 T2V, 1.3B or 14B")
+    if cfg is None or cfg.get("image_model") != "wan2.1":
+        raise ModelTypeError(f"not a Wan 2.1 T2V diffusion model: {path} (detected {cfg}); Mv2ID trains Phantom-Wan "
+                             f"or Wan 2.1 T2V, 1.3B or 14B")
     return cfg
 
 
 def load_wan(path: str, dtype=torch.float32, device="cpu"):
     """WanModel with the weights of `path` (ComfyUI diffusion_models format), in train mode off."""
+    import_comfy()
+    from mv2id_core.comfyui.wan import require_text_to_video
     sd = load_state_dict(path)
-    cfg = detect_config(sd)
+    cfg = detect_config(sd, path)
+    with torch.device("meta"):
+        model = build_wan(cfg)
+    require_text_to_video(model, path, "Train from Phantom-Wan or Wan 2.1 T2V (1.3B or 14B).")
     for k, v in sd.items():
         if v.dtype not in (torch.float32, torch.float16, torch.bfloat16):
             raise ModelTypeError(f"{path}: tensor {k} is {v.dtype}; train from an fp16/bf16/fp32 model file, not fp8 "
                                  f"or GGUF")
-    with torch.device("meta"):
-        model = build_wan(cfg)
     model.load_state_dict({k: v.to(dtype) for k, v in sd.items()}, strict=True, assign=True)
     model.patch_embedding.float()        # ComfyUI keeps the patch embedding in fp32
     model.to(device)

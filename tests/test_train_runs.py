@@ -28,9 +28,9 @@ def _trainer(cache, out, steps, **kw):
 
 def test_overfits_one_sample(one_sample_cache, tmp_path):
     tr = _trainer(one_sample_cache, tmp_path, 150, rank=16, lr=3e-3, warmup=10, save_every=0)
-    before = tr.eval_loss()
+    before = T.eval_loss(tr)
     records = tr.run()
-    after = tr.eval_loss()
+    after = T.eval_loss(tr)
     losses = [r["loss"] for r in records]
     print(f"eval loss {before:.4f} -> {after:.4f} ({before / after:.2f}x); train loss {losses[0]:.4f} -> "
           f"{sum(losses[-20:]) / 20:.4f}")

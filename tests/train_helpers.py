@@ -59,6 +59,30 @@ def make_cache(out: Path, n: int = 1, draws: int = 2, ctx_len: int = 8, seed: in
     return out
 
 
+@torch.no_grad()
+def eval_loss(trainer, draws: int = 8, seed: int = 12345) -> float:
+    """The flow-matching loss of a Trainer's model on fixed (noise, timestep) draws of the first samples, mask
+    draw 0 of the references: a deterministic number to compare before and after training."""
+    from mv2id_train import flow, wan
+    cfg, dev = trainer.cfg, trainer.d.device
+    was = trainer.model.training
+    trainer.model.eval()
+    total = 0.0
+    for k in range(draws):
+        s = trainer.ds.get(k % len(trainer.ds), draw=0)
+        x0 = trainer.latent_format.process_in(s["video"].float()[None])
+        r = trainer.latent_format.process_in(s["refs"].float()[None])
+        sigma, noise = flow.draw(seed, k, 0, x0.shape, cfg.shift)
+        x_t, target = flow.noised(x0, noise, sigma.view(1))
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=trainer.autocast):
+            dt = trainer.input_dtype
+            pred = wan.model_forward(trainer.model, x_t.to(dev, dt), sigma.view(1).to(dev),
+                                     s["context"][None].to(dev, dt), r.to(dev, dt), trainer.options)
+        total += float(flow.loss_fn(pred, target.to(dev), sigma.view(1), cfg.loss_weighting))
+    trainer.model.train(was)
+    return total / draws
+
+
 def read_log(out: Path) -> list[dict]:
     return [json.loads(l) for l in (Path(out) / "log.jsonl").read_text().splitlines() if l.strip()]
 

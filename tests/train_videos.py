@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mv2id_core.video_io import write_video
+from video_files import write_video
 from photos import load_photos, t1_face
 
 SIZE = 256

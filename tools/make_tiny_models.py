@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import zlib
 
 GENERATOR_VERSION = "1"
@@ -47,15 +46,11 @@ PRESETS = {
 
 
 def _import_comfy(comfyui_dir: str):
-    sys.path.insert(0, os.path.abspath(comfyui_dir))
-    from comfy.cli_args import args  # noqa: E402  (ComfyUI reads device flags at import time)
-    import torch
-    if not torch.cuda.is_available():
-        args.cpu = True
-    import comfy.ops  # noqa: F401
-    import comfy.ldm.wan.model  # noqa: F401
+    """ComfyUI's `comfy` package from `comfyui_dir`, imported the way training imports it (mv2id_train.comfy_env,
+    the one place that puts ComfyUI on sys.path)."""
+    from mv2id_train.comfy_env import import_comfy
+    comfy = import_comfy(comfyui_dir)
     import comfy.ldm.wan.vae  # noqa: F401
-    import comfy
     return comfy
 
 

@@ -47,6 +47,19 @@ def number(kind=float, low=None, high=None, low_open: bool = False):
     return parse
 
 
+def checked(parse, check):
+    """An argparse type: `parse` the text (e.g. number(float)), then apply the library's own rule `check`
+    (which returns the value or raises ValueError), so a flag is refused by the same rule the library uses."""
+    def run(text: str):
+        value = parse(text)
+        try:
+            return check(value)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    run.__name__ = getattr(parse, "__name__", "value")
+    return run
+
+
 positive_int = number(int, 1)
 nonnegative_int = number(int, 0)
 positive_float = number(float, 0, low_open=True)
