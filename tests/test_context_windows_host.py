@@ -177,7 +177,7 @@ def test_every_window_carries_all_references_at_their_ids(comfy, ref_files, fram
         for c in step:
             check_call(c, mode, refs, passed(guidance, i, 3))
     assert torch.isfinite(latent(comfy, entry, key)).all()
-    assert f"every window with all 3 references at its own RD-RoPE positions" in comfy.log_tail(300)
+    assert "every window with all 3 references at its own RD-RoPE positions" in comfy.log_tail(300)
 
 
 @pytest.mark.parametrize("schedule", ["standard_static", "standard_uniform", "looped_uniform", "batched"])
