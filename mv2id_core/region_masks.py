@@ -95,6 +95,25 @@ def region_masks(num_views: int, height: int, width: int, ratio: float = 0.6, bl
     return px[:, :height, :width].contiguous()
 
 
+def inert_inputs(height: int, width: int, ratio: float, block_size: int) -> dict[str, str]:
+    """The Region Mask inputs these settings make inert -> {input name: "no effect: why"}: the one rule the
+    node logs. Masks of an image [H, W] hide round(ratio * blocks) of its blocks, so a ratio that rounds to
+    no block hides nothing (a tiny image or huge blocks), and one that rounds to every block hides all."""
+    rows, cols = _grid(height, width, block_size)
+    n = rows * cols
+    k = hidden_blocks_per_view(n, ratio)
+    grid = f"{n} block{'s' if n != 1 else ''} of {block_size} px on the {width}x{height} image"
+    if k == 0:
+        why = (f"no effect: ratio {ratio:g} of {grid} hides no block, the images pass unchanged"
+               + ("" if float(ratio) == 0 else ": lower block_size or raise ratio to hide something"))
+        names = ("seed", "fill", "complementary") + (("block_size",) if float(ratio) == 0 else ())
+        return {name: why for name in names}
+    if k == n:
+        why = f"no effect: ratio {ratio:g} of {grid} hides every block"
+        return {name: why for name in ("seed",) + (("block_size",) if float(ratio) == 1 else ())}
+    return {}
+
+
 def apply_region_masks(images: torch.Tensor, masks: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
     """images [V, H, W, C] float with hidden pixels set to `fill`; masks [V, H, W] (or [1, H, W]) bool."""
     if images.ndim != 4:

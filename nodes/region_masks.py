@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from mv2id_core import region_masks as core_masks
-from .utils import Mv2IDNode, check_image_batch
+from .utils import Mv2IDNode, check_image_batch, log_inert
 
 CATEGORY = "Mv2ID/faces"
 
@@ -47,6 +47,7 @@ class Mv2IDRegionMask(Mv2IDNode):
                 io.Image.Output("masked_images", display_name="masked_images", tooltip="The images with the hidden blocks filled."),
                 io.Mask.Output("masks", display_name="masks", tooltip="The masks, 1 = hidden (MASK batch, one per image)."),
             ],
+            hidden=[io.Hidden.unique_id],       # to show inert settings on the node
         )
 
     @classmethod
@@ -54,6 +55,8 @@ class Mv2IDRegionMask(Mv2IDNode):
         check_image_batch(images, "images")
         masked, masks = core_masks.mask_references(images, float(ratio), int(block_size), int(seed), float(fill),
                                               bool(complementary))
+        log_inert("Region Mask", core_masks.inert_inputs(images.shape[1], images.shape[2], float(ratio),
+                                                         int(block_size)), cls)
         return io.NodeOutput(masked, masks.float())
 
 

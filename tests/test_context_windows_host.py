@@ -383,3 +383,24 @@ def test_overlaps_and_holes_found_before_sampling(comfy_modules):
     assert len(windows_per_step(handler("batched", 21, 30), 41, 1)[0]) == 2   # batched has no overlap
     with pytest.raises(InputError, match=r"leaves latent frames \[.*\] of 21 in no window on step 2"):
         windows_per_step(handler("standard_uniform", 9, 2, stride=2), 21, 4)
+
+
+@pytest.mark.parametrize("schedule", ["standard_static", "batched"])
+def test_overlap_linear_without_overlap_is_refused_before_sampling(comfy_modules, schedule):
+    """Core's overlap-linear weights ramp over context_overlap frames: at 0 they stop every multi-window run
+    with a tensor size error (checked here on core's own function), so the plan refuses it with the fix."""
+    import comfy.context_windows as cw
+    from mv2id_core.comfyui.context_windows import windows_per_step
+    from mv2id_core.errors import InputError
+
+    def handler(fuse, overlap):
+        return cw.IndexListContextHandler(cw.get_matching_context_schedule(schedule), cw.get_matching_fuse_method(fuse),
+                                          21, overlap, 1, False, dim=2)
+    with pytest.raises(RuntimeError):
+        cw.create_weights_overlap_linear(21, 41, list(range(21)), 0)
+    with pytest.raises(InputError, match="overlap-linear blends the windows over their overlap, and context_overlap "
+                                         "is 0 latent frames: .* choose fuse_method pyramid or flat"):
+        windows_per_step(handler("overlap-linear", 0), 41, 2)
+    assert windows_per_step(handler("overlap-linear", 0), 21, 2) == [[list(range(21))]] * 2   # one window: fine
+    assert len(windows_per_step(handler("overlap-linear", 4), 41, 1)[0]) >= 2
+    assert len(windows_per_step(handler("pyramid", 0), 41, 1)[0]) >= 2

@@ -145,3 +145,18 @@ def test_the_guider_says_a_zero_length_window_ignores_ref_cfg(comfy, ref_files):
     said = ("ref_cfg: no effect: the reference window ref_start 0.25 .. ref_end 0.25 holds no step, so reference "
             "guidance never runs: set ref_end above ref_start to use it")
     assert _lines(comfy, f"Guider: {said}") and texts.get(guider.nid) == [said], texts
+
+
+def test_region_mask_says_when_it_hides_nothing_or_everything(comfy, ref_files):
+    """A ratio that rounds to no block of the image (one 64 px block on a 40x56 reference) passes the image
+    unchanged: the log and the node say so and which inputs that makes inert."""
+    g = Graph()
+    rm = g.add("Mv2IDRegionMask", images=g.add("LoadImage", image=ref_files[0])[0], ratio=0.4, block_size=64,
+               seed=3, fill=0.5, complementary=False)
+    g.add("PreviewImage", images=rm[0])
+    _, texts = run_with_node_texts(comfy, g.prompt())
+    why = ("no effect: ratio 0.4 of 1 block of 64 px on the 40x56 image hides no block, the images pass unchanged: "
+           "lower block_size or raise ratio to hide something")
+    assert _lines(comfy, f"Region Mask: seed, fill, complementary: {why}")
+    node = next(nid for nid, n in g.nodes.items() if n["class_type"] == "Mv2IDRegionMask")
+    assert texts.get(node) == [f"seed, fill, complementary: {why}"], texts

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mv2id_core.region_masks import apply_region_masks, mask_references, region_block_masks, region_masks
+from mv2id_core.region_masks import (apply_region_masks, inert_inputs, mask_references, region_block_masks,
+                                     region_masks)
 
 
 def coverage(masks: torch.Tensor) -> float:
@@ -118,3 +119,27 @@ def test_training_masks_are_the_region_mask_node_then_the_fit():
     node, _ = mask_references(refs, ratio=0.6, block_size=16, seed=5, fill=1.0)
     assert torch.equal(masked_references(refs, 96, 64, 0.6, 16, 5), fit_references(node, 96, 64, "pad_white"))
     assert torch.equal(masked_references(refs, 96, 64, 0.0, 16, 5), fit_references(refs, 96, 64, "pad_white"))
+
+
+@pytest.mark.parametrize("h,w,ratio,block,inert", [
+    (64, 64, 0.0, 16, {"seed", "fill", "complementary", "block_size"}),   # nothing to hide
+    (40, 56, 0.4, 64, {"seed", "fill", "complementary"}),                 # one block: 0.4 rounds to none
+    (64, 64, 1.0, 16, {"seed", "block_size"}),                            # every pixel, whatever the seed
+    (40, 56, 0.6, 64, {"seed"}),                                          # one block: 0.6 rounds to it
+    (64, 64, 0.6, 16, set())])
+def test_inert_inputs_are_named_and_really_inert(h, w, ratio, block, inert):
+    """The rule the Region Mask node logs: every input it names as inert changes nothing, and the others do."""
+    out = inert_inputs(h, w, ratio, block)
+    assert set(out) == inert and all(why.startswith("no effect: ") for why in out.values()), out
+    if ratio and "block_size" not in out and "fill" in out:
+        assert "lower block_size or raise ratio" in out["fill"]
+    img = torch.rand(2, h, w, 3)
+    base = mask_references(img, ratio, block, seed=1, fill=1.0)[0]
+    varied = {"seed": dict(seed=2), "fill": dict(fill=0.25),
+              "complementary": dict(complementary=True), "block_size": dict(block_size=block // 2)}
+    for name, change in varied.items():
+        if name == "complementary" and ratio > 0.5:
+            continue                                   # two views cannot both hide more than half
+        kw = dict(ratio=ratio, block_size=block, seed=1, fill=1.0) | change
+        same = torch.equal(mask_references(img, **kw)[0], base)
+        assert same == (name in inert), (name, out)

@@ -236,12 +236,17 @@ class ComfyServer:
         return self._object_info
 
     def queue(self, prompt: dict) -> str:
-        """POST /prompt; raises ComfyError with the server's node_errors on a 400."""
+        """POST /prompt; raises ComfyError on any HTTP error: with the server's node_errors (a 400), or with
+        the status and the body as text when it is not JSON (e.g. a 500 page)."""
         try:
             res = self.post("/prompt", {"prompt": prompt, "client_id": self.client_id})
         except urllib.error.HTTPError as e:
-            payload = json.loads(e.read() or b"{}")
-            raise ComfyError(f"prompt rejected: {json.dumps(payload)[:2000]}", payload) from None
+            body = e.read() or b"{}"
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = {"status": e.code, "body": body.decode(errors="replace")[:2000]}
+            raise ComfyError(f"prompt rejected (HTTP {e.code}): {json.dumps(payload)[:2000]}", payload) from None
         return res["prompt_id"]
 
     def wait(self, prompt_id: str, timeout: float = 600.0) -> dict:

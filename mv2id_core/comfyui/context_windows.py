@@ -12,7 +12,7 @@ pack's references, probed on ComfyUI 0.3.75 and 0.33.0 (tests/test_context_windo
 - EasyCache keeps one state for all windows: 0.33.0 stops with a tensor size error (the anchor frame
   changes the window's length), 0.3.75 adds one window's cached change to the next window's frames;
 - an overlap >= the window length runs no window at all (a NaN latent) or stops with "range() arg 3 must
-  not be zero".
+  not be zero"; fuse_method overlap-linear with overlap 0 stops with a tensor size error in its weights.
 This module fixes those on a clone (the user's MODEL and its context handler stay as they are): the
 references go whole to every window, EasyCache keeps one cache per window, and the windows are checked
 before sampling; which windows a step runs stays core's own schedule function.
@@ -36,6 +36,8 @@ REFERENCE_KEY = "time_dim_concat"
 CACHE_KEY = "easycache"             # where core EasyCache / LazyCache keep their state in transformer_options
 # core's schedule that cuts the frames without overlap (the others step by length - overlap)
 BATCHED = "batched"
+# core's fuse method that ramps each window's weights over `context_overlap` frames (none at overlap 0)
+OVERLAP_LINEAR = "overlap-linear"
 # callback names of comfy.context_windows.IndexListCallbacks (0.3.75 has no RESIZE_COND_ITEM; it never cuts
 # 5-D conditions such as the references)
 EXECUTE_START, EVALUATE, EXECUTE_CLEANUP, RESIZE_COND_ITEM = (
@@ -139,6 +141,11 @@ def windows_per_step(handler, latent_frames: int, num_steps: int) -> list[list[l
             f"than their length ({length} latent frames = {(length - 1) * t + 1} video frames): ComfyUI would run no "
             f"window at all (a black video) or stop. In 'Wan Context Windows' set context_overlap below "
             f"context_length (e.g. 81 and 30).")
+    if overlap == 0 and getattr(handler.fuse_method, "name", None) == OVERLAP_LINEAR:
+        raise InputError(
+            "fuse_method overlap-linear blends the windows over their overlap, and context_overlap is 0 latent "
+            "frames: ComfyUI would stop with a tensor size error. In 'Wan Context Windows' set context_overlap to "
+            "at least 4 video frames (e.g. 32), or choose fuse_method pyramid or flat.")
     probe = copy.copy(handler)
     out = []
     for step in range(num_steps):
