@@ -58,9 +58,20 @@ def _face_views_graph(names):
     return g
 
 
+def _identity_score_graph(names):
+    g = Graph()
+    face = g.add("LoadImage", image=FACE)[0]
+    score = g.add("Mv2IDIdentityScore", frames=g.add("ImageBatch", image1=face, image2=face), references=face,
+                  analyzer=analyzer_node(g), num_frames=0, plot_width=320, plot_height=240, fps=8.0,
+                  segment_seconds=0.25, segment_frames=1)
+    g.add("Mv2IDTestSaveTensors", image=score[3], filename="float_out")      # the plot shows the scores
+    return g
+
+
 # a valid graph for every node with a FLOAT input: a node that gains one must be listed here
 GRAPHS = {"Mv2IDSampler": _sampler_graph, "Mv2IDRDRoPE": _sampler_graph, "Mv2IDGuider": _guider_graph,
-          "Mv2IDRegionMask": _region_mask_graph, "Mv2IDFaceViews": _face_views_graph}
+          "Mv2IDRegionMask": _region_mask_graph, "Mv2IDFaceViews": _face_views_graph,
+          "Mv2IDIdentityScore": _identity_score_graph}
 
 
 def float_inputs(object_info: dict) -> dict[str, list[str]]:
@@ -91,7 +102,8 @@ def face(comfy):
 
 def test_every_float_input_names_itself_for_nan_and_infinity(healthy, ref_files, face):
     floats = float_inputs(healthy.object_info())
-    assert {"Mv2IDSampler", "Mv2IDGuider", "Mv2IDRDRoPE", "Mv2IDRegionMask", "Mv2IDFaceViews"} <= set(floats)
+    assert {"Mv2IDSampler", "Mv2IDGuider", "Mv2IDRDRoPE", "Mv2IDRegionMask", "Mv2IDFaceViews",
+            "Mv2IDIdentityScore"} <= set(floats)
     missing = set(floats) - set(GRAPHS)
     assert not missing, f"nodes with FLOAT inputs but no valid graph in GRAPHS: {sorted(missing)}"
     failures = []

@@ -214,7 +214,7 @@ def _clip_manifest(tmp_path) -> Path:
     """A one-clip manifest (a real 9-frame video and two reference photos) in the layout mv2id-data writes."""
     import numpy as np
     from PIL import Image
-    from mv2id_core.video_io import write_video
+    from video_files import write_video
     clip = (T.synthetic_clip(0).numpy() * 255).round().astype(np.uint8)
     write_video(tmp_path / "clip.mp4", list(clip), fps=16)
     for k in range(2):
