@@ -396,8 +396,9 @@ def test_overlap_linear_without_overlap_is_refused_before_sampling(comfy_modules
     def handler(fuse, overlap):
         return cw.IndexListContextHandler(cw.get_matching_context_schedule(schedule), cw.get_matching_fuse_method(fuse),
                                           21, overlap, 1, False, dim=2)
-    with pytest.raises(RuntimeError):
-        cw.create_weights_overlap_linear(21, 41, list(range(21)), 0)
+    with pytest.raises(RuntimeError):          # core's weights, called as core calls them (arguments differ by host)
+        cw.get_matching_fuse_method("overlap-linear").func(21, sigma=None, handler=handler("overlap-linear", 0),
+                                                           full_length=41, idxs=list(range(21)), context_overlap=0)
     with pytest.raises(InputError, match="overlap-linear blends the windows over their overlap, and context_overlap "
                                          "is 0 latent frames: .* choose fuse_method pyramid or flat"):
         windows_per_step(handler("overlap-linear", 0), 41, 2)
