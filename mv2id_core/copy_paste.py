@@ -161,11 +161,14 @@ def _warp(frame: StructureCrop, params: np.ndarray, out: int = STRUCTURE_SIZE) -
     ys = (A[:, 1, 0, None, None] * g[0][None, None, :] + A[:, 1, 1, None, None] * g[1][None, :, None]
           + (c[1] + STRUCTURE_MARGIN + 1 + params[:, 3])[:, None, None])
     planes = np.pad(np.stack([frame.band, frame.inside.astype(np.float32)]), ((0, 0), (1, 1), (1, 1)))
-    hi = planes.shape[1] - 2
-    x0, y0 = np.clip(np.floor(xs), 0, hi).astype(np.int64), np.clip(np.floor(ys), 0, hi).astype(np.int64)
+    hi, width = planes.shape[1] - 2, planes.shape[2]
+    x0, y0 = np.clip(np.floor(xs), 0, hi), np.clip(np.floor(ys), 0, hi)
     fx, fy = np.clip(xs - x0, 0, 1), np.clip(ys - y0, 0, 1)
-    out_ = (planes[:, y0, x0] * (1 - fx) * (1 - fy) + planes[:, y0, x0 + 1] * fx * (1 - fy)
-            + planes[:, y0 + 1, x0] * (1 - fx) * fy + planes[:, y0 + 1, x0 + 1] * fx * fy)
+    i = (y0 * width + x0).astype(np.int64)             # flat indices: one gather per corner for both planes
+    flat = planes.reshape(2, -1).astype(np.float64)
+    top = flat[:, i] + (flat[:, i + 1] - flat[:, i]) * fx
+    bottom = flat[:, i + width] + (flat[:, i + width + 1] - flat[:, i + width]) * fx
+    out_ = top + (bottom - top) * fy
     return out_[0], out_[1] > 0.999
 
 
