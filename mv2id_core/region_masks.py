@@ -114,6 +114,18 @@ def inert_inputs(height: int, width: int, ratio: float, block_size: int) -> dict
     return {}
 
 
+def share_note(height: int, width: int, ratio: float, block_size: int, tolerance: float = 0.05) -> str | None:
+    """What the masks of an image [H, W] really hide when whole blocks cannot come within `tolerance` of
+    `ratio` (few, large blocks), else None; the none / every block cases are inert_inputs'."""
+    rows, cols = _grid(height, width, block_size)
+    n = rows * cols
+    k = hidden_blocks_per_view(n, ratio)
+    if k in (0, n) or abs(k / n - float(ratio)) <= tolerance:
+        return None
+    return (f"hides {k} of {n} blocks of {block_size} px on the {width}x{height} image ({100 * k / n:.0f} %), not "
+            f"ratio {ratio:g}: lower block_size for a share closer to it")
+
+
 def apply_region_masks(images: torch.Tensor, masks: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
     """images [V, H, W, C] float with hidden pixels set to `fill`; masks [V, H, W] (or [1, H, W]) bool."""
     if images.ndim != 4:

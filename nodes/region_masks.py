@@ -1,6 +1,7 @@
 """Mv2ID Region Mask: the paper's random blocky masking of reference images."""
 from __future__ import annotations
 
+import logging
 
 from comfy_api.latest import io
 
@@ -8,6 +9,7 @@ from mv2id_core import region_masks as core_masks
 from .utils import Mv2IDNode, check_image_batch, log_inert
 
 CATEGORY = "Mv2ID/faces"
+log = logging.getLogger("Mv2ID")
 
 
 class Mv2IDRegionMask(Mv2IDNode):
@@ -55,8 +57,11 @@ class Mv2IDRegionMask(Mv2IDNode):
         check_image_batch(images, "images")
         masked, masks = core_masks.mask_references(images, float(ratio), int(block_size), int(seed), float(fill),
                                               bool(complementary))
-        log_inert("Region Mask", core_masks.inert_inputs(images.shape[1], images.shape[2], float(ratio),
-                                                         int(block_size)), cls)
+        h, w = images.shape[1:3]
+        log_inert("Region Mask", core_masks.inert_inputs(h, w, float(ratio), int(block_size)), cls)
+        note = core_masks.share_note(h, w, float(ratio), int(block_size))
+        if note:
+            log.info("[Mv2ID] Region Mask: %s", note)
         return io.NodeOutput(masked, masks.float())
 
 

@@ -147,14 +147,20 @@ def test_the_guider_says_a_zero_length_window_ignores_ref_cfg(comfy, ref_files):
     assert _lines(comfy, f"Guider: {said}") and texts.get(guider.nid) == [said], texts
 
 
-def test_region_mask_says_when_it_hides_nothing_or_everything(comfy, ref_files):
+def test_region_mask_says_when_it_hides_nothing_or_another_share(comfy, ref_files):
     """A ratio that rounds to no block of the image (one 64 px block on a 40x56 reference) passes the image
-    unchanged: the log and the node say so and which inputs that makes inert."""
+    unchanged: the log and the node say so and which inputs that makes inert. Four 32 px blocks cannot hide
+    60 %: the log says what they hide."""
     g = Graph()
     rm = g.add("Mv2IDRegionMask", images=g.add("LoadImage", image=ref_files[0])[0], ratio=0.4, block_size=64,
                seed=3, fill=0.5, complementary=False)
     g.add("PreviewImage", images=rm[0])
+    coarse = g.add("Mv2IDRegionMask", images=g.add("LoadImage", image=ref_files[0])[0], ratio=0.6, block_size=32,
+                   seed=3, fill=0.5, complementary=False)
+    g.add("PreviewImage", images=coarse[0])
     _, texts = run_with_node_texts(comfy, g.prompt())
+    assert _lines(comfy, "Region Mask: hides 2 of 4 blocks of 32 px on the 40x56 image (50 %), not ratio 0.6: lower "
+                         "block_size for a share closer to it")
     why = ("no effect: ratio 0.4 of 1 block of 64 px on the 40x56 image hides no block, the images pass unchanged: "
            "lower block_size or raise ratio to hide something")
     assert _lines(comfy, f"Region Mask: seed, fill, complementary: {why}")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mv2id_core.region_masks import (apply_region_masks, inert_inputs, mask_references, region_block_masks,
-                                     region_masks)
+                                     region_masks, share_note)
 
 
 def coverage(masks: torch.Tensor) -> float:
@@ -143,3 +143,13 @@ def test_inert_inputs_are_named_and_really_inert(h, w, ratio, block, inert):
         kw = dict(ratio=ratio, block_size=block, seed=1, fill=1.0) | change
         same = torch.equal(mask_references(img, **kw)[0], base)
         assert same == (name in inert), (name, out)
+
+
+def test_a_share_far_from_the_ratio_is_said_with_the_blocks_it_hides():
+    """Whole blocks: 0.6 of 4 blocks hides 2 (50 %); said, with the fix. Fine grids and the inert cases say nothing."""
+    note = share_note(56, 40, 0.6, 32)
+    assert note == "hides 2 of 4 blocks of 32 px on the 40x56 image (50 %), not ratio 0.6: lower block_size for a share closer to it"
+    masks = region_masks(1, 56, 40, 0.6, 32)
+    assert int(region_block_masks(1, 2, 2, 0.6).sum()) == 2 and 0.3 < float(masks.float().mean()) < 0.7
+    assert share_note(64, 64, 0.6, 8) is None                     # 64 blocks: 38 hidden, 59 %
+    assert share_note(40, 56, 0.4, 64) is None and share_note(64, 64, 1.0, 16) is None   # inert_inputs' cases
