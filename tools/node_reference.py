@@ -42,7 +42,11 @@ DYNAMIC_COMBOS = {
     "sampler_name": "any of ComfyUI's samplers",
     "scheduler": "any of ComfyUI's schedulers",
     "curricularface_model": "or any model file in `models/curricularface/`",
-    "folder": "any folder in ComfyUI's `input/` (e.g. `mv2id_faces`)",
+    "folder": "any folder in ComfyUI's `input/` that holds photos",
+}
+# input name -> its default when that depends on the machine's files (the server shows the machine's own)
+MACHINE_DEFAULTS = {
+    "folder": "`mv2id_faces` when it holds photos, else the first such folder",
 }
 
 
@@ -107,7 +111,9 @@ def default_range(spec: workflow_api.InputSpec) -> str:
     if t == "COMBO":
         options = typ if isinstance(typ, list) else opts.get("options", [])
         default = opts.get("default", options[0] if options else None)
-        if default is not None:
+        if name in MACHINE_DEFAULTS:
+            parts.append(MACHINE_DEFAULTS[name])
+        elif default is not None:
             parts.append(code(default))
         if name in DYNAMIC_COMBOS:
             parts.append(DYNAMIC_COMBOS[name])
