@@ -95,14 +95,19 @@ def region_masks(num_views: int, height: int, width: int, ratio: float = 0.6, bl
     return px[:, :height, :width].contiguous()
 
 
+def _hidden_blocks(height: int, width: int, ratio: float, block_size: int) -> tuple[int, int, str]:
+    """(blocks hidden per view, blocks, the grid as a message names it) of masks of an image [H, W]."""
+    rows, cols = _grid(height, width, block_size)
+    n = rows * cols
+    grid = f"{n} block{'s' if n != 1 else ''} of {block_size} px on the {width}x{height} image"
+    return hidden_blocks_per_view(n, ratio), n, grid
+
+
 def inert_inputs(height: int, width: int, ratio: float, block_size: int) -> dict[str, str]:
     """The Region Mask inputs these settings make inert -> {input name: "no effect: why"}: the one rule the
     node logs. Masks of an image [H, W] hide round(ratio * blocks) of its blocks, so a ratio that rounds to
     no block hides nothing (a tiny image or huge blocks), and one that rounds to every block hides all."""
-    rows, cols = _grid(height, width, block_size)
-    n = rows * cols
-    k = hidden_blocks_per_view(n, ratio)
-    grid = f"{n} block{'s' if n != 1 else ''} of {block_size} px on the {width}x{height} image"
+    k, n, grid = _hidden_blocks(height, width, ratio, block_size)
     if k == 0:
         why = (f"no effect: ratio {ratio:g} of {grid} hides no block, the images pass unchanged"
                + ("" if float(ratio) == 0 else ": lower block_size or raise ratio to hide something"))
@@ -117,13 +122,10 @@ def inert_inputs(height: int, width: int, ratio: float, block_size: int) -> dict
 def share_note(height: int, width: int, ratio: float, block_size: int, tolerance: float = 0.05) -> str | None:
     """What the masks of an image [H, W] really hide when whole blocks cannot come within `tolerance` of
     `ratio` (few, large blocks), else None; the none / every block cases are inert_inputs'."""
-    rows, cols = _grid(height, width, block_size)
-    n = rows * cols
-    k = hidden_blocks_per_view(n, ratio)
+    k, n, grid = _hidden_blocks(height, width, ratio, block_size)
     if k in (0, n) or abs(k / n - float(ratio)) <= tolerance:
         return None
-    return (f"hides {k} of {n} blocks of {block_size} px on the {width}x{height} image ({100 * k / n:.0f} %), not "
-            f"ratio {ratio:g}: lower block_size for a share closer to it")
+    return f"hides {k} of {grid} ({100 * k / n:.0f} %), not ratio {ratio:g}: lower block_size for a share closer to it"
 
 
 def apply_region_masks(images: torch.Tensor, masks: torch.Tensor, fill: float = 1.0) -> torch.Tensor:
